@@ -1,0 +1,6 @@
+// Umbrella header for host code: policies, schemes, formats, quantization and kernels.
+// (No CUDA and no Boost.Hana: the registry is edgeq/registry.hpp, CUDA kernels kernel/cuda/.)
+#pragma once
+#include "algo/rtn.hpp"
+#include "kernels.hpp"
+#include "scheme.hpp"

@@ -1,0 +1,47 @@
+// The kernel front: dequantize a row, GEMV (fp32 or int8 activations) and GEMM, for any format
+// and any host backend, split over rows on a thread pool. Each call resolves to the most
+// specific overload for the backend tag (policy/backend.hpp), once per call, never per element.
+#pragma once
+#include <cstddef>
+#include <vector>
+
+#include "core/error.hpp"
+#include "core/matrix_view.hpp"
+#include "core/thread_pool.hpp"
+#include "kernel/activation.hpp"
+#include "kernel/backends.hpp"
+#include "kernel/scalar/grouped.hpp"
+#include "kernel/simd/grouped.hpp"
+#include "kernel/x86/grouped_q8.hpp"
+#include "kernel/neon/grouped_q8.hpp"
+
+namespace edgeq {
+
+constexpr std::size_t rows_per_task = 16;
+
+template <class Backend = backend::best, class F>
+void dequantize_row(const qview<F>& w, std::size_t r, float* out) {
+    kernel::dequantize_row(Backend{}, w, r, out);
+}
+
+// y = W x, x of length cols, y of length rows.
+template <class Backend = backend::best, class F>
+void gemv(const qview<F>& w, const float* x, float* y, thread_pool& pool = default_pool()) {
+    pool.parallel_for(w.rows, rows_per_task, [&](std::size_t r0, std::size_t r1) { kernel::gemv_rows(Backend{}, w, x, y, r0, r1); });
+}
+
+// y = W x with x already quantized to int8 blocks (cols / 32 of them).
+template <class Backend = backend::best, class F>
+void gemv_q8(const qview<F>& w, const q8_block* x, float* y, thread_pool& pool = default_pool()) {
+    pool.parallel_for(w.rows, rows_per_task, [&](std::size_t r0, std::size_t r1) { kernel::gemv_q8_rows(Backend{}, w, x, y, r0, r1); });
+}
+
+// Y = X W^T: row t of Y is W times row t of X. X is tokens x cols, Y tokens x rows.
+template <class Backend = backend::best, class F>
+void gemm(const qview<F>& w, matrix_view<const float> x, matrix_view<float> y, thread_pool& pool = default_pool()) {
+    if (x.cols != w.cols || y.cols != w.rows || y.rows != x.rows)
+        throw error("gemm: shapes do not match (W is " + std::to_string(w.rows) + " x " + std::to_string(w.cols) + ")");
+    pool.parallel_for(w.rows, rows_per_task, [&](std::size_t r0, std::size_t r1) { kernel::gemm_rows(Backend{}, w, x, y, r0, r1); });
+}
+
+}  // namespace edgeq
