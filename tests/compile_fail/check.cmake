@@ -1,0 +1,14 @@
+# cmake -DCXX=... -DINCLUDE=... -DSOURCE=... [-DEXPECT=...] -DSHOULD_FAIL=ON|OFF -P check.cmake
+execute_process(COMMAND ${CXX} -std=c++14 -fsyntax-only -I${INCLUDE} ${SOURCE}
+                RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_VARIABLE out)
+if(SHOULD_FAIL)
+  if(rc EQUAL 0)
+    message(FATAL_ERROR "${SOURCE} compiled, but it is a misuse that must be refused")
+  endif()
+  string(FIND "${err}" "${EXPECT}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "${SOURCE} failed to compile without the expected message '${EXPECT}':\n${err}")
+  endif()
+elseif(NOT rc EQUAL 0)
+  message(FATAL_ERROR "${SOURCE} must compile:\n${err}")
+endif()
