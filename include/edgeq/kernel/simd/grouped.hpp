@@ -89,17 +89,17 @@ void gemv_rows(backend::simd<A>, const qview<F>& w, const float* x, float* y, st
 }
 
 // Prompt processing: dequantize a tile of rows once, then reuse it for every token, two
-// tokens by four rows at a time.
-template <class A, class F>
-void gemm_rows(backend::simd<A>, const qview<F>& w, matrix_view<const float> x, matrix_view<float> y, std::size_t r0,
-               std::size_t r1) {
+// tokens by four rows at a time. The tag is kept whole (B, not simd<A>) so that the tile is
+// decoded by the most specific dequantize_row the backend has.
+template <class B, class F, class A = typename B::arch>
+void gemm_rows(B, const qview<F>& w, matrix_view<const float> x, matrix_view<float> y, std::size_t r0, std::size_t r1) {
     using f32 = xsimd::batch<float, A>;
     constexpr std::size_t R = 4, L = f32::size;
     const std::size_t cols = w.cols;
     std::vector<float, xsimd::aligned_allocator<float>> tile(R * cols);
     for (std::size_t rb = r0; rb < r1; rb += R) {
         const std::size_t nr = std::min(R, r1 - rb);
-        for (std::size_t i = 0; i < nr; ++i) dequantize_row(backend::simd<A>{}, w, rb + i, tile.data() + i * cols);
+        for (std::size_t i = 0; i < nr; ++i) dequantize_row(B{}, w, rb + i, tile.data() + i * cols);
         for (std::size_t i = nr; i < R; ++i) std::fill(tile.begin() + i * cols, tile.begin() + (i + 1) * cols, 0.0f);
         std::size_t t = 0;
         for (; t + 2 <= x.rows; t += 2) {
