@@ -3,4 +3,6 @@
 #pragma once
 #include "algo/rtn.hpp"
 #include "kernels.hpp"
+#include "linear.hpp"
 #include "scheme.hpp"
+#include "scheme_name.hpp"

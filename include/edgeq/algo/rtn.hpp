@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#include "../core/thread_pool.hpp"
 #include "../core/matrix_view.hpp"
 #include "../format/qmatrix.hpp"
 #include "../scheme.hpp"
@@ -70,25 +71,33 @@ void store_scales(qmatrix<Format>& m, std::vector<group_params>& params, std::tr
 
 // Quantizes w into Format: fits every group, stores the scales (rounded to their storage), then
 // encodes every weight against the stored scale, so codes are nearest for what the kernels see.
+// Rows are independent, so both passes split rows over the pool.
 template <class Format>
-qmatrix<Format> quantize_format(matrix_view<const float> w, const quant_options& opt = {}) {
+qmatrix<Format> quantize_format(matrix_view<const float> w, const quant_options& opt = {},
+                                thread_pool& pool = default_pool()) {
     check_finite(w);
     qmatrix<Format> m(w.rows, w.cols);
     const std::size_t g = Format::group_size(w.cols), ng = Format::groups_per_row(w.cols);
     std::vector<group_params> params(w.rows * ng);
-    for (std::size_t r = 0; r < w.rows; ++r)
-        for (std::size_t j = 0; j < ng; ++j)
-            params[r * ng + j] = group_fit<Format>::fit(w.row(r) + j * g, opt.importance ? opt.importance + j * g : nullptr, g, opt.fit);
+    pool.parallel_for(w.rows, 1, [&](std::size_t r0, std::size_t r1) {
+        for (std::size_t r = r0; r < r1; ++r)
+            for (std::size_t j = 0; j < ng; ++j)
+                params[r * ng + j] =
+                    group_fit<Format>::fit(w.row(r) + j * g, opt.importance ? opt.importance + j * g : nullptr, g, opt.fit);
+    });
 
     detail::store_scales(m, params, std::integral_constant<bool, Format::is_double_quant>{});
     if (Format::asymmetric)
         for (std::size_t i = 0; i < params.size(); ++i) m.zeros()[i] = std::uint8_t(params[i].zero);
 
-    std::vector<std::uint8_t> codes(w.cols);
-    for (std::size_t r = 0; r < w.rows; ++r) {
-        for (std::size_t c = 0; c < w.cols; ++c) codes[c] = std::uint8_t(group_fit<Format>::encode(w(r, c), params[r * ng + c / g]));
-        pack_row(m, r, codes.data());
-    }
+    pool.parallel_for(w.rows, 1, [&](std::size_t r0, std::size_t r1) {
+        std::vector<std::uint8_t> codes(w.cols);
+        for (std::size_t r = r0; r < r1; ++r) {
+            for (std::size_t c = 0; c < w.cols; ++c)
+                codes[c] = std::uint8_t(group_fit<Format>::encode(w(r, c), params[r * ng + c / g]));
+            pack_row(m, r, codes.data());
+        }
+    });
     return m;
 }
 
@@ -101,9 +110,10 @@ quant_options default_options() {
 }
 
 template <class Scheme>
-qmatrix<format_of<Scheme>> quantize(matrix_view<const float> w, const quant_options& opt = default_options<Scheme>()) {
+qmatrix<format_of<Scheme>> quantize(matrix_view<const float> w, const quant_options& opt = default_options<Scheme>(),
+                                    thread_pool& pool = default_pool()) {
     static_assert(is_scheme<Scheme>::value, "edgeq::quantize<S>: S must be an edgeq::scheme<...>");
-    return quantize_format<format_of<Scheme>>(w, opt);
+    return quantize_format<format_of<Scheme>>(w, opt, pool);
 }
 
 }  // namespace edgeq

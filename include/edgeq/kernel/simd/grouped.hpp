@@ -19,6 +19,16 @@ namespace edgeq {
 namespace kernel {
 namespace detail {
 
+// The float value of every code, built once per kernel call: a code-book's value() is a
+// function, not a table, so that device code can use it too.
+template <class F>
+struct code_table {
+    float v[1 << F::bits];
+    code_table() {
+        for (int q = 0; q < (1 << F::bits); ++q) v[q] = F::code_value(q);
+    }
+};
+
 // The 32 code values v(q) of chunk c of row r as floats, batch by batch.
 template <class A, class F>
 struct chunk_values {
@@ -27,19 +37,19 @@ struct chunk_values {
     static constexpr int n = chunk_weights / lanes;
     f32 v[n];
 
-    chunk_values(const qview<F>& w, std::size_t r, std::size_t c) {
+    chunk_values(const qview<F>& w, std::size_t r, std::size_t c, const code_table<F>& table) {
         alignas(64) std::uint8_t codes[chunk_weights];
         unpack32<F::bits>(w.row_codes(r) + c / chunk_weights * plane_split<F::bits>::chunk_bytes, codes);
-        load(codes, std::integral_constant<bool, F::is_uniform>{});
+        load(codes, table, std::integral_constant<bool, F::is_uniform>{});
     }
 
    private:
-    void load(const std::uint8_t* codes, std::true_type) {
+    void load(const std::uint8_t* codes, const code_table<F>&, std::true_type) {
         for (int k = 0; k < n; ++k) v[k] = widen<A>::u8_to_f32(codes + k * lanes);
     }
-    void load(const std::uint8_t* codes, std::false_type) {  // a code-book: look values up
+    void load(const std::uint8_t* codes, const code_table<F>& table, std::false_type) {  // a code-book
         alignas(64) float vals[chunk_weights];
-        for (int i = 0; i < chunk_weights; ++i) vals[i] = F::code_value(codes[i]);
+        for (int i = 0; i < chunk_weights; ++i) vals[i] = table.v[codes[i]];
         for (int k = 0; k < n; ++k) v[k] = f32::load_aligned(vals + k * lanes);
     }
 };
@@ -58,8 +68,9 @@ void dequantize_row(backend::simd<A>, const qview<F>& w, std::size_t r, float* o
     using f32 = xsimd::batch<float, A>;
     using vals = detail::chunk_values<A, F>;
     const std::size_t g = w.group_size();
+    const detail::code_table<F> table;
     for (std::size_t c = 0; c < w.cols; c += chunk_weights) {
-        const vals v(w, r, c);
+        const vals v(w, r, c, table);
         const f32 d(w.scale(r, c / g)), dz(w.scale(r, c / g) * float(w.zero(r, c / g)));
         for (int k = 0; k < vals::n; ++k) xsimd::fms(d, v.v[k], dz).store_unaligned(out + c + k * vals::lanes);
     }
@@ -71,13 +82,14 @@ void gemv_rows(backend::simd<A>, const qview<F>& w, const float* x, float* y, st
     using vals = detail::chunk_values<A, F>;
     const std::size_t g = w.group_size(), ng = w.groups_per_row();
     const std::vector<float> xs = detail::group_sums(x, w.cols, g);
+    const detail::code_table<F> table;
     for (std::size_t r = r0; r < r1; ++r) {
         f32 total(0.0f);
         float correction = 0.0f;
         for (std::size_t j = 0; j < ng; ++j) {
             f32 acc(0.0f);
             for (std::size_t c = j * g; c < (j + 1) * g; c += chunk_weights) {
-                const vals v(w, r, c);
+                const vals v(w, r, c, table);
                 for (int k = 0; k < vals::n; ++k) acc = xsimd::fma(v.v[k], f32::load_unaligned(x + c + k * vals::lanes), acc);
             }
             const float d = w.scale(r, j);

@@ -1,0 +1,10 @@
+// The edgeq subcommands. Each takes the arguments after its name and returns the exit code
+// (0 done, 1 failed); a mistake on the command line throws cli::usage_error (exit code 2).
+#pragma once
+
+namespace commands {
+
+int schemes(int argc, char** argv);  // schemes.cpp
+int demo(int argc, char** argv);     // demo.cpp
+
+}  // namespace commands
