@@ -1,15 +1,18 @@
 // scheme<Policies...>: a quantization scheme composed from policies, in any order, each kind
 // at most once; what is left out takes its default:
 //     algorithm rtn<>, codebook uniform_grid, bits<4>, group<128>, symmetric, fp16_scale.
+// A llama.cpp type (q4_0 ... q6_k, iq4_nl, iq4_xs) stands instead of the storage policies.
 // The scheme names its storage format (format/grouped.hpp) and checks the composition with
 // static_asserts whose messages say what to change.
 #pragma once
 #include <type_traits>
 
+#include "format/ggml/format.hpp"
 #include "format/grouped.hpp"
 #include "policy/algorithm.hpp"
 #include "policy/bits.hpp"
 #include "policy/codebook.hpp"
+#include "policy/ggml_type.hpp"
 #include "policy/group.hpp"
 #include "policy/kind.hpp"
 #include "policy/scale.hpp"
@@ -49,6 +52,16 @@ struct find_kind<Kind, Default, P, Ps...> {
                                            typename find_kind<Kind, Default, Ps...>::type>::type;
 };
 
+// The storage format: a fixed one (a ggml_type policy) or the grouped format of the policies.
+template <class Storage, class Grouped>
+struct storage_format {
+    using type = ggml_format<typename Storage::block>;
+};
+template <class Grouped>
+struct storage_format<void, Grouped> {
+    using type = Grouped;
+};
+
 template <bool... Bs>
 struct all_of : std::true_type {};
 template <bool B, bool... Bs>
@@ -75,6 +88,16 @@ struct scheme {
                   "double_quant");
     static_assert(detail::count_kind<kind::codebook, Policies...>::value <= 1,
                   "edgeq::scheme: two code-books given; keep uniform_grid or nf4");
+    static_assert(detail::count_kind<kind::storage, Policies...>::value <= 1,
+                  "edgeq::scheme: two llama.cpp types given (q4_k, q8_0...); keep one");
+    static_assert(detail::count_kind<kind::storage, Policies...>::value == 0 ||
+                      detail::count_kind<kind::bits, Policies...>::value + detail::count_kind<kind::group, Policies...>::value +
+                              detail::count_kind<kind::zero_point, Policies...>::value +
+                              detail::count_kind<kind::scale, Policies...>::value +
+                              detail::count_kind<kind::codebook, Policies...>::value ==
+                          0,
+                  "edgeq::scheme: a llama.cpp type (q4_k, q8_0...) fixes its own bits, blocks, scales and "
+                  "code-book; drop bits<>, group<>, symmetric/asymmetric, the scale storage and the code-book");
 
     using algorithm = typename detail::find_kind<kind::algorithm, rtn<>, Policies...>::type;
     using codebook = typename detail::find_kind<kind::codebook, uniform_grid, Policies...>::type;
@@ -90,8 +113,10 @@ struct scheme {
                   "edgeq::scheme: nf4 scales each group by its absolute maximum and has no zero "
                   "point; drop asymmetric");
 
-    using format = grouped_format<codebook, bits_policy::value, group_policy::value, zero_policy::has_zero,
-                                  typename scale_policy::type>;
+    using storage_policy = typename detail::find_kind<kind::storage, void, Policies...>::type;
+    using format = typename detail::storage_format<
+        storage_policy, grouped_format<codebook, bits_policy::value, group_policy::value, zero_policy::has_zero,
+                                       typename scale_policy::type>>::type;
 };
 
 template <class T>

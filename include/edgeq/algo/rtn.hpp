@@ -109,11 +109,24 @@ quant_options default_options() {
     return o;
 }
 
+// How each storage family is quantized: grouped formats here, llama.cpp's block types in
+// algo/ggml/quantize.hpp (include edgeq/edgeq.hpp to have both).
+template <class Format>
+struct format_quantizer;
+
+template <class C, int B, int G, bool A, class S>
+struct format_quantizer<grouped_format<C, B, G, A, S>> {
+    using format = grouped_format<C, B, G, A, S>;
+    static qmatrix<format> run(matrix_view<const float> w, const quant_options& opt, thread_pool& pool) {
+        return quantize_format<format>(w, opt, pool);
+    }
+};
+
 template <class Scheme>
 qmatrix<format_of<Scheme>> quantize(matrix_view<const float> w, const quant_options& opt = default_options<Scheme>(),
                                     thread_pool& pool = default_pool()) {
     static_assert(is_scheme<Scheme>::value, "edgeq::quantize<S>: S must be an edgeq::scheme<...>");
-    return quantize_format<format_of<Scheme>>(w, opt, pool);
+    return format_quantizer<format_of<Scheme>>::run(w, opt, pool);
 }
 
 }  // namespace edgeq

@@ -15,6 +15,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <type_traits>
 
 #include "../config.hpp"
@@ -84,6 +85,11 @@ struct grouped_format {
     }
     EDGEQ_HOST_DEVICE static constexpr std::size_t storage_bytes(std::size_t rows, std::size_t cols) {
         return dq_offset(rows, cols) + (is_double_quant ? detail::align64(4 * (n_dq_blocks(rows, cols) + 1)) : 0);
+    }
+
+    static std::string name() {
+        return std::string(is_uniform ? "int" : "nf") + std::to_string(Bits) + " with " +
+               (Group ? "groups of " + std::to_string(Group) : std::string("one group per row"));
     }
 
     // Why a shape cannot be stored, or nullptr if it can.

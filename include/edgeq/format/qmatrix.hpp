@@ -19,8 +19,8 @@ class qmatrix {
     qmatrix() = default;
     qmatrix(std::size_t rows, std::size_t cols) : rows_(rows), cols_(cols) {
         if (const char* why = Format::shape_problem(cols))
-            throw error("cannot store a " + std::to_string(rows) + " x " + std::to_string(cols) + " matrix in a " +
-                        std::to_string(Format::bits) + "-bit grouped format: " + why);
+            throw error("cannot store a " + std::to_string(rows) + " x " + std::to_string(cols) + " matrix in " +
+                        Format::name() + ": " + why);
         blob_ = aligned_buffer(Format::storage_bytes(rows, cols));
     }
 

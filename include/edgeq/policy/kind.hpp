@@ -10,5 +10,6 @@ struct group {};
 struct zero_point {};
 struct scale {};
 struct codebook {};
+struct storage {};  // a fixed storage format (llama.cpp's block types): replaces the five above
 }  // namespace kind
 }  // namespace edgeq
