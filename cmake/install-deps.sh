@@ -23,7 +23,7 @@ for arg in "$@"; do
   esac
 done
 
-packages=(build-essential cmake libxtensor-dev libxsimd-dev libboost-dev catch2 gnuplot-nox python3)
+packages=(build-essential cmake libxtensor-dev libxsimd-dev libboost-dev nlohmann-json3-dev catch2 gnuplot-nox python3)
 [ $cross = 1 ] && packages+=(g++-aarch64-linux-gnu qemu-user)
 [ $cuda = 1 ] && packages+=(nvidia-cuda-toolkit g++-11)
 
