@@ -6,5 +6,6 @@ namespace commands {
 
 int schemes(int argc, char** argv);  // schemes.cpp
 int demo(int argc, char** argv);     // demo.cpp
+int inspect(int argc, char** argv);  // inspect.cpp
 
 }  // namespace commands

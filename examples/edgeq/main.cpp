@@ -24,6 +24,7 @@ const char* const usage =
     "  schemes    list the built-in quantization schemes (name, bits per weight, layout)\n"
     "  demo       quantize a synthetic weight matrix with several schemes; compare error,\n"
     "             size and GEMV speed\n"
+    "  inspect    show the metadata and tensors of a GGUF or safetensors model\n"
     "\n"
     "options:\n"
     "  -h, --help     this text; 'edgeq <command> --help' describes a command\n"
@@ -33,7 +34,7 @@ struct command {
     const char* name;
     int (*run)(int, char**);
 };
-const command table[] = {{"schemes", commands::schemes}, {"demo", commands::demo}};
+const command table[] = {{"schemes", commands::schemes}, {"demo", commands::demo}, {"inspect", commands::inspect}};
 
 }  // namespace
 
@@ -61,7 +62,7 @@ int main(int argc, char** argv) {
         for (const command& c : table)
             if (first == c.name) return c.run(argc - 2, argv + 2);
         if (first[0] == '-') throw cli::usage_error("edgeq: unknown option '" + first + "' (see 'edgeq --help')");
-        throw cli::usage_error("edgeq: unknown command '" + first + "'; the commands are schemes and demo (see 'edgeq --help')");
+        throw cli::usage_error("edgeq: unknown command '" + first + "'; the commands are schemes, demo and inspect (see 'edgeq --help')");
     } catch (const cli::usage_error& e) {
         std::fprintf(stderr, "%s\n", e.what());
         return 2;
