@@ -14,6 +14,10 @@
 #include "kernel/simd/grouped.hpp"
 #include "kernel/x86/grouped_q8.hpp"
 #include "kernel/neon/grouped_q8.hpp"
+#include "kernel/scalar/ggml.hpp"
+#include "kernel/simd/ggml.hpp"
+#include "kernel/x86/ggml.hpp"
+#include "kernel/neon/ggml.hpp"
 
 namespace edgeq {
 
@@ -30,9 +34,11 @@ void gemv(const qview<F>& w, const float* x, float* y, thread_pool& pool = defau
     pool.parallel_for(w.rows, rows_per_task, [&](std::size_t r0, std::size_t r1) { kernel::gemv_rows(Backend{}, w, x, y, r0, r1); });
 }
 
-// y = W x with x already quantized to int8 blocks (cols / 32 of them).
+// y = W x with x already quantized to int8 blocks by quantize_activations: activation_of<F>::type
+// is q8_block (cols / 32 of them) except for llama.cpp's k-quants and IQ4_XS, which take
+// ggml::block_q8_K (cols / 256).
 template <class Backend = backend::best, class F>
-void gemv_q8(const qview<F>& w, const q8_block* x, float* y, thread_pool& pool = default_pool()) {
+void gemv_q8(const qview<F>& w, const typename activation_of<F>::type* x, float* y, thread_pool& pool = default_pool()) {
     pool.parallel_for(w.rows, rows_per_task, [&](std::size_t r0, std::size_t r1) { kernel::gemv_q8_rows(Backend{}, w, x, y, r0, r1); });
 }
 

@@ -16,6 +16,7 @@ struct ggml_format {
     using block_type = Block;
     static constexpr bool is_ggml = true;
     static constexpr int block_weights = Block::weights;
+    using scale_type = fp16_t;  // for qmatrix<>; the blocks hold their own scales
 
     static constexpr double bits_per_weight(long /*row_length*/ = 4096) {
         return 8.0 * double(sizeof(Block)) / double(Block::weights);
@@ -24,6 +25,10 @@ struct ggml_format {
     EDGEQ_HOST_DEVICE static constexpr std::size_t blocks_per_row(std::size_t cols) { return cols / Block::weights; }
     EDGEQ_HOST_DEVICE static constexpr std::size_t storage_bytes(std::size_t rows, std::size_t cols) {
         return rows * blocks_per_row(cols) * sizeof(Block);
+    }
+    // One row's bytes: qmatrix<>::row_codes(r) is then the first block of row r.
+    EDGEQ_HOST_DEVICE static constexpr std::size_t row_code_bytes(std::size_t cols) {
+        return blocks_per_row(cols) * sizeof(Block);
     }
     static const char* shape_problem(std::size_t cols) {
         if (cols == 0) return "the matrix has no columns";

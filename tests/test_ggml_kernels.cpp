@@ -1,0 +1,231 @@
+// llama.cpp's block formats: the reference decoder against ggml's own (digests of its output in
+// tests/data/ggml/decode_digests.txt), the reference kernels against float64, every SIMD level
+// against the reference. Blocks are random bytes with sane fp16 scales: every such block is a
+// valid input, so no quantizer is needed.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <edgeq/edgeq.hpp>
+
+#include "data/ggml/decode_blocks.hpp"
+
+namespace eq = edgeq;
+namespace gt = edgeq::ggml_test;
+
+namespace {
+
+// Named error budgets (relative L2 over the output vector).
+constexpr double simd_vs_scalar_budget = 1e-5;   // float summation order only (integer sums are exact)
+constexpr double reference_vs_f64_budget = 1e-5;  // fp32 GEMV: float accumulation against float64
+// int8 GEMV against float64 with the activations it sees (dequantized): integer sums are exact,
+// what is left is the float combination of block sums, scales and mins.
+constexpr double q8_exact_budget = 1e-5;
+// int8 GEMV against float64 with the true activations: int8 activation rounding next to the 16x
+// outliers (every 97th activation); a Q8_K block shares one scale over 256 activations, so it
+// sees an outlier in every block and loses more than a q8_block of 32.
+constexpr double q8_activation_budget = 3e-2;
+constexpr double q8k_activation_budget = 5e-2;
+constexpr double gemm_vs_gemv_budget = 1e-5;
+
+double rel_l2(const std::vector<float>& a, const std::vector<double>& ref) {
+    double e = 0, n = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) e += (a[i] - ref[i]) * (a[i] - ref[i]), n += ref[i] * ref[i];
+    return std::sqrt(e / n);
+}
+std::vector<double> widen(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
+
+std::map<std::string, std::string> ggml_digests() {
+#ifdef EDGEQ_SOURCE_DIR
+    const std::string path = std::string(EDGEQ_SOURCE_DIR) + "/tests/data/ggml/decode_digests.txt";
+#else
+    std::string path = __FILE__;
+    path = path.substr(0, path.find_last_of("/\\") + 1) + "data/ggml/decode_digests.txt";
+#endif
+    std::ifstream in(path);
+    std::map<std::string, std::string> m;
+    std::string name, n, hex;
+    while (in >> name >> n >> hex) m[name] = n + " " + hex;
+    return m;
+}
+std::string hex64(std::uint64_t h) {
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+    return buf;
+}
+
+template <class B>
+using act_t = typename eq::activation_of<eq::ggml_format<B>>::type;
+
+// y = W x in float64 from the rows as the reference decodes them.
+template <class B>
+std::vector<double> gemv_f64(const eq::qview<eq::ggml_format<B>>& w, const std::vector<float>& x) {
+    std::vector<double> y(w.rows);
+    std::vector<float> row(w.cols);
+    for (std::size_t r = 0; r < w.rows; ++r) {
+        eq::ggml::dequantize_row(w.row_blocks(r), row.data(), w.cols);
+        double s = 0;
+        for (std::size_t c = 0; c < w.cols; ++c) s += double(row[c]) * x[c];
+        y[r] = s;
+    }
+    return y;
+}
+
+template <class Backend, class B>
+void check_backend(const eq::qview<eq::ggml_format<B>>& w, const std::vector<float>& x, const std::vector<act_t<B>>& xq,
+                   const std::vector<float>& y_ref_fp32, const std::vector<float>& y_ref_q8) {
+    INFO("backend " << Backend::name());
+    eq::thread_pool one(1), two(2);
+    std::vector<float> y(w.rows, NAN), y2(w.rows, NAN);
+
+    eq::gemv<Backend>(w, x.data(), y.data(), one);
+    CHECK(rel_l2(y, widen(y_ref_fp32)) <= simd_vs_scalar_budget);
+    eq::gemv<Backend>(w, x.data(), y2.data(), two);
+    CHECK(y2 == y);  // rows are split, never a row's sum: threads change nothing
+
+    eq::gemv_q8<Backend>(w, xq.data(), y.data(), one);
+    CHECK(rel_l2(y, widen(y_ref_q8)) <= simd_vs_scalar_budget);
+    eq::gemv_q8<Backend>(w, xq.data(), y2.data(), two);
+    CHECK(y2 == y);
+
+    std::vector<float> row(w.cols), ref(w.cols);
+    bool same = true;
+    for (std::size_t r = 0; r < w.rows; ++r) {
+        eq::dequantize_row<Backend>(w, r, row.data());
+        eq::dequantize_row<eq::backend::scalar>(w, r, ref.data());
+        same = same && row == ref;
+    }
+    CHECK(same);
+
+    // GEMM over 5 tokens against float64 GEMV per token.
+    const std::size_t n = 5;
+    std::vector<float> xs(n * w.cols), ys(n * w.rows, NAN);
+    for (std::size_t t = 0; t < n; ++t)
+        for (std::size_t c = 0; c < w.cols; ++c) xs[t * w.cols + c] = x[(c + 7 * t) % w.cols] * (t % 2 ? -1.0f : 1.0f);
+    eq::gemm<Backend>(w, eq::matrix_view<const float>(xs.data(), n, w.cols), eq::matrix_view<float>(ys.data(), n, w.rows), two);
+    for (std::size_t t = 0; t < n; ++t) {
+        std::vector<float> xt(xs.begin() + long(t * w.cols), xs.begin() + long((t + 1) * w.cols));
+        std::vector<float> yt(ys.begin() + long(t * w.rows), ys.begin() + long((t + 1) * w.rows));
+        CHECK(rel_l2(yt, gemv_f64(w, xt)) <= gemm_vs_gemv_budget);
+    }
+}
+
+template <class B>
+void check_type(std::size_t rows, std::size_t cols) {
+    INFO("type " << B::name() << " " << rows << "x" << cols);
+    constexpr std::size_t act_weights = sizeof(act_t<B>) == sizeof(eq::q8_block) ? 32 : 256;
+    std::vector<B> blocks(rows * cols / B::weights);
+    gt::fill_blocks(blocks.data(), blocks.size(), std::uint64_t(B::type_id) * 1000 + cols);
+    eq::qview<eq::ggml_format<B>> w;
+    w.rows = rows, w.cols = cols, w.blocks = blocks.data();
+
+    std::vector<float> x(cols);
+    gt::random_floats(x.data(), cols, cols + 1);
+    std::vector<act_t<B>> xq(cols / act_weights);
+    eq::quantize_activations(x.data(), cols, xq.data());
+    std::vector<float> xd(cols);  // the activations the int8 path sees
+    for (std::size_t c = 0; c < cols; ++c) xd[c] = xq[c / act_weights].d * float(xq[c / act_weights].qs[c % act_weights]);
+
+    eq::thread_pool one(1);
+    std::vector<float> y(rows, NAN), yq(rows, NAN);
+    eq::gemv<eq::backend::scalar>(w, x.data(), y.data(), one);
+    eq::gemv_q8<eq::backend::scalar>(w, xq.data(), yq.data(), one);
+    const std::vector<double> ref = gemv_f64(w, x);
+    CHECK(rel_l2(y, ref) <= reference_vs_f64_budget);
+    CHECK(rel_l2(yq, gemv_f64(w, xd)) <= q8_exact_budget);
+    CHECK(rel_l2(yq, ref) <= (act_weights == 32 ? q8_activation_budget : q8k_activation_budget));
+
+#if XSIMD_WITH_SSE2
+    check_backend<eq::backend::simd<xsimd::sse2>>(w, x, xq, y, yq);
+#endif
+#if XSIMD_WITH_NEON64
+    check_backend<eq::backend::simd<xsimd::neon64>>(w, x, xq, y, yq);
+#endif
+    check_backend<eq::backend::simd<xsimd::default_arch>>(w, x, xq, y, yq);
+    check_backend<eq::backend::best>(w, x, xq, y, yq);
+}
+
+template <class B>
+void check_digest(const std::map<std::string, std::string>& golden) {
+    INFO("type " << B::name());
+    const std::size_t nb = gt::digest_blocks;
+    std::vector<B> blocks(nb);
+    gt::fill_blocks(blocks.data(), nb, std::uint64_t(B::type_id));
+    std::vector<float> y(nb * B::weights);
+    eq::ggml::dequantize_row(blocks.data(), y.data(), y.size());
+    REQUIRE(golden.count(B::name()));
+    CHECK(golden.at(B::name()) == std::to_string(nb) + " " + hex64(gt::fnv1a(y.data(), y.size())));
+    // Every backend's dequantize_row is the same, bit for bit.
+    eq::qview<eq::ggml_format<B>> w;
+    w.rows = 1, w.cols = y.size(), w.blocks = blocks.data();
+    std::vector<float> z(y.size());
+    eq::dequantize_row<eq::backend::best>(w, 0, z.data());
+    CHECK(z == y);
+}
+
+}  // namespace
+
+TEST_CASE("ggml decode: bit-identical to llama.cpp's dequantize_row_* (digests)", "[ggml]") {
+    const auto golden = ggml_digests();
+    REQUIRE(golden.size() >= 13);
+    using namespace eq::ggml;
+    check_digest<block_q4_0>(golden);
+    check_digest<block_q4_1>(golden);
+    check_digest<block_q5_0>(golden);
+    check_digest<block_q5_1>(golden);
+    check_digest<block_q8_0>(golden);
+    check_digest<block_q2_K>(golden);
+    check_digest<block_q3_K>(golden);
+    check_digest<block_q4_K>(golden);
+    check_digest<block_q5_K>(golden);
+    check_digest<block_q6_K>(golden);
+    check_digest<block_iq4_nl>(golden);
+    check_digest<block_iq4_xs>(golden);
+}
+
+TEST_CASE("ggml activations: Q8_K rounding identical to llama.cpp's quantize_row_q8_K_ref", "[ggml]") {
+    const auto golden = ggml_digests();
+    REQUIRE(golden.count("Q8_K"));
+    const std::size_t nb = gt::digest_blocks;
+    std::vector<float> x(nb * 256);
+    gt::random_floats(x.data(), x.size(), 15);
+    std::vector<eq::ggml::block_q8_K> q(nb);
+    eq::quantize_activations(x.data(), x.size(), q.data());
+    std::uint64_t h = 0xcbf29ce484222325ull;
+    for (const auto& b : q) {
+        h = gt::fnv1a_bytes(&b.d, sizeof b.d, h);
+        h = gt::fnv1a_bytes(b.qs, sizeof b.qs, h);
+        h = gt::fnv1a_bytes(b.bsums, sizeof b.bsums, h);
+    }
+    CHECK(golden.at("Q8_K") == std::to_string(nb) + " " + hex64(h));
+    static_assert(std::is_same<act_t<eq::ggml::block_q4_K>, eq::ggml::block_q8_K>::value, "k-quants take Q8_K");
+    static_assert(std::is_same<act_t<eq::ggml::block_iq4_xs>, eq::ggml::block_q8_K>::value, "IQ4_XS takes Q8_K");
+    static_assert(std::is_same<act_t<eq::ggml::block_q4_0>, eq::q8_block>::value, "legacy blocks take q8_block");
+}
+
+TEST_CASE("ggml kernels: legacy 32-weight blocks, every backend against the reference and float64", "[ggml]") {
+    using namespace eq::ggml;
+    check_type<block_q4_0>(37, 512);
+    check_type<block_q4_1>(37, 512);
+    check_type<block_q5_0>(37, 512);
+    check_type<block_q5_1>(37, 512);
+    check_type<block_q8_0>(37, 512);
+    check_type<block_iq4_nl>(37, 512);
+    check_type<block_q4_0>(17, 96);  // a row of three blocks
+}
+
+TEST_CASE("ggml kernels: k-quants and IQ4_XS, every backend against the reference and float64", "[ggml]") {
+    using namespace eq::ggml;
+    check_type<block_q2_K>(37, 512);
+    check_type<block_q3_K>(37, 512);
+    check_type<block_q4_K>(37, 512);
+    check_type<block_q5_K>(37, 512);
+    check_type<block_q6_K>(37, 512);
+    check_type<block_iq4_xs>(37, 512);
+    check_type<block_q4_K>(19, 256);  // one super-block per row
+}
