@@ -7,5 +7,7 @@ namespace commands {
 int schemes(int argc, char** argv);  // schemes.cpp
 int demo(int argc, char** argv);     // demo.cpp
 int inspect(int argc, char** argv);  // inspect.cpp
+int run(int argc, char** argv);         // run.cpp
+int perplexity(int argc, char** argv);  // perplexity.cpp
 
 }  // namespace commands

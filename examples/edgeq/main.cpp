@@ -25,6 +25,8 @@ const char* const usage =
     "  demo       quantize a synthetic weight matrix with several schemes; compare error,\n"
     "             size and GEMV speed\n"
     "  inspect    show the metadata and tensors of a GGUF or safetensors model\n"
+    "  run        generate text with a Llama-family model (llama2.c .bin, Hugging Face folder)\n"
+    "  perplexity perplexity on a text (GPTQ or llama.cpp protocol), KL divergence from a reference\n"
     "\n"
     "options:\n"
     "  -h, --help     this text; 'edgeq <command> --help' describes a command\n"
@@ -34,7 +36,11 @@ struct command {
     const char* name;
     int (*run)(int, char**);
 };
-const command table[] = {{"schemes", commands::schemes}, {"demo", commands::demo}, {"inspect", commands::inspect}};
+const command table[] = {{"schemes", commands::schemes},
+                         {"demo", commands::demo},
+                         {"inspect", commands::inspect},
+                         {"run", commands::run},
+                         {"perplexity", commands::perplexity}};
 
 }  // namespace
 
@@ -62,7 +68,7 @@ int main(int argc, char** argv) {
         for (const command& c : table)
             if (first == c.name) return c.run(argc - 2, argv + 2);
         if (first[0] == '-') throw cli::usage_error("edgeq: unknown option '" + first + "' (see 'edgeq --help')");
-        throw cli::usage_error("edgeq: unknown command '" + first + "'; the commands are schemes, demo and inspect (see 'edgeq --help')");
+        throw cli::usage_error("edgeq: unknown command '" + first + "'; the commands are schemes, demo, inspect, run and perplexity (see 'edgeq --help')");
     } catch (const cli::usage_error& e) {
         std::fprintf(stderr, "%s\n", e.what());
         return 2;
