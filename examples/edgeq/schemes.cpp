@@ -16,6 +16,7 @@ const char* const help =
     "edgeq::registry::make_linear take:\n"
     "\n"
     "  [rtn-|rtn-clip-] int2..int8|nf4 - g32|g64|g128|g256|row [-asym] [-f32|-dq]\n"
+    "  q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q3_k q4_k q5_k q6_k iq4_nl iq4_xs   (llama.cpp's types)\n"
     "\n"
     "  int4-g128       4-bit codes, one fp16 scale per 128 weights, symmetric\n"
     "  int4-g128-asym  ... and a zero point per group\n"

@@ -42,6 +42,21 @@ void gemv_q8(const qview<F>& w, const typename activation_of<F>::type* x, float*
     pool.parallel_for(w.rows, rows_per_task, [&](std::size_t r0, std::size_t r1) { kernel::gemv_q8_rows(Backend{}, w, x, y, r0, r1); });
 }
 
+// Y = X W^T with the tokens rows of X quantized by quantize_activations, one row after another
+// (cols / activation_block_weights<F>() blocks each); Y is tokens x rows. Each task takes a band
+// of rows and runs every token over it while the band's weights are still in cache.
+template <class Backend = backend::best, class F>
+void gemm_q8(const qview<F>& w, const typename activation_of<F>::type* x, std::size_t tokens, matrix_view<float> y,
+             thread_pool& pool = default_pool()) {
+    if (y.cols != w.rows || y.rows != tokens)
+        throw error("gemm_q8: Y is " + std::to_string(y.rows) + " x " + std::to_string(y.cols) + ", not " +
+                    std::to_string(tokens) + " x " + std::to_string(w.rows));
+    const std::size_t per_row = w.cols / activation_block_weights<F>();
+    pool.parallel_for(w.rows, rows_per_task, [&](std::size_t r0, std::size_t r1) {
+        for (std::size_t t = 0; t < tokens; ++t) kernel::gemv_q8_rows(Backend{}, w, x + t * per_row, y.row(t), r0, r1);
+    });
+}
+
 // Y = X W^T: row t of Y is W times row t of X. X is tokens x cols, Y tokens x rows.
 template <class Backend = backend::best, class F>
 void gemm(const qview<F>& w, matrix_view<const float> x, matrix_view<float> y, thread_pool& pool = default_pool()) {

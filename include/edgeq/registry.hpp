@@ -13,11 +13,13 @@
 //     uniform grid: bits {2,3,4,5,6,8} x group {32,64,128,256,row} x {symmetric, asymmetric}
 //                   x {fp16, fp32 scales}                                           120 formats
 //     nf4:          group {32,64,128,256} x {fp16, fp32, double_quant scales}        12 formats
+//     llama.cpp:    q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q3_k q4_k q5_k q6_k iq4_nl iq4_xs    12 formats
 // and every algorithm of algorithms(): rtn<> (no prefix, or "rtn-") and rtn<clip_search>
-// ("rtn-clip-"). Other compositions of edgeq::scheme<...> work in C++, not by name.
+// ("rtn-clip-"; not for the llama.cpp types, whose quantizers search their own scales).
+// Other compositions of edgeq::scheme<...> work in C++, not by name.
 //
 // Compile time: a translation unit that calls make_linear(name, ...) instantiates the
-// quantizer and the four kernels of all 132 formats, about 100 s of one core with gcc -O3
+// quantizer and the four kernels of all 144 formats, about 100 s of one core with gcc -O3
 // (examples/edgeq/demo.cpp); so does visit() with a function that quantizes or runs kernels.
 // names(), info(), contains() and canonical() instantiate no kernels (under 10 s, mostly the
 // headers). Keep the name-dispatching calls in one .cpp file of a project.
@@ -82,6 +84,11 @@ inline auto nf4_schemes() {
         make_scheme{});
 }
 
+inline auto ggml_schemes() {
+    return hana::tuple_t<scheme<q4_0>, scheme<q4_1>, scheme<q5_0>, scheme<q5_1>, scheme<q8_0>, scheme<q2_k>, scheme<q3_k>,
+                         scheme<q4_k>, scheme<q5_k>, scheme<q6_k>, scheme<iq4_nl>, scheme<iq4_xs>>;
+}
+
 // scheme<Ps...> run by Algorithm: the same type for the default rtn<>, so a base name and its
 // "rtn-" spelling visit one type.
 template <class Scheme, class Algorithm>
@@ -96,7 +103,9 @@ using with_algorithm_t = typename with_algorithm<Scheme, Algorithm>::type;
 }  // namespace detail
 
 // The built-in schemes (algorithm left at its default rtn<>), as a hana tuple of hana::type.
-inline auto schemes() { return hana::concat(detail::uniform_schemes(), detail::nf4_schemes()); }
+inline auto schemes() {
+    return hana::concat(hana::concat(detail::uniform_schemes(), detail::nf4_schemes()), detail::ggml_schemes());
+}
 using schemes_type = decltype(schemes());
 constexpr std::size_t scheme_count = decltype(hana::length(std::declval<schemes_type>()))::value;
 
@@ -112,10 +121,10 @@ struct scheme_info {
     std::string algorithm;       // "rtn", "rtn-clip"
     double bits_per_weight = 0;  // codes + scales + zero points, at 4096 columns
     int bits = 0;                // per code
-    int group = 0;               // weights per scale; 0: one scale per row
+    int group = 0;               // weights per scale (llama.cpp: per block); 0: one scale per row
     bool asymmetric = false;     // a stored zero point per group
-    std::string codebook;        // "int" (uniform grid) or "nf4"
-    std::string scale;           // scale storage: "fp16", "fp32" or "dq8" (double quantization)
+    std::string codebook;        // "int" (uniform grid), "nf4" or "ggml" (a llama.cpp block type)
+    std::string scale;           // "fp16", "fp32", "dq8" (double quantization), "block" (llama.cpp's own)
 };
 
 namespace detail {
@@ -125,6 +134,7 @@ struct table {
     std::vector<std::string> names;
     std::vector<std::string> algorithms;  // name() of each algorithm, in algorithms() order
     std::vector<int> uniform_bits, groups_int, groups_nf4;  // what the formats cover, for messages
+    std::vector<std::string> ggml_names;                    // "q4_0" ... "iq4_xs"
 };
 
 // One format's facts as plain data; its name is built from them at run time, by the function
@@ -137,16 +147,27 @@ struct raw_entry {
     const char* scale;
     const char* scale_suffix;
     double bits_per_weight;
+    const char* block_name;  // a llama.cpp type's name ("Q4_K"), else null
 };
+
+template <class S>
+raw_entry raw_entry_of(std::false_type /*llama.cpp type*/) {
+    using F = format_of<S>;
+    return raw_entry{F::bits, F::group, F::asymmetric, codebook_name_of<S>(), scale_name_of<S>(),
+                     edgeq::detail::scale_tag<typename S::scale_policy>::suffix(), edgeq::bits_per_weight<S>(4096), nullptr};
+}
+template <class S>
+raw_entry raw_entry_of(std::true_type) {
+    using B = typename format_of<S>::block_type;
+    const char* n = B::name();
+    while (*n && (*n < '0' || *n > '9')) ++n;  // the width is the name's first digit: Q4_K, IQ4_XS
+    return raw_entry{*n - '0', B::weights, false, "ggml", "block", "", edgeq::bits_per_weight<S>(4096), B::name()};
+}
 
 struct raw_entries {
     template <class... Ts>
     std::array<raw_entry, sizeof...(Ts)> operator()(Ts...) const {
-        return {{raw_entry{format_of<typename Ts::type>::bits, format_of<typename Ts::type>::group,
-                           format_of<typename Ts::type>::asymmetric, codebook_name_of<typename Ts::type>(),
-                           scale_name_of<typename Ts::type>(),
-                           edgeq::detail::scale_tag<typename Ts::type::scale_policy>::suffix(),
-                           edgeq::bits_per_weight<typename Ts::type>(4096)}...}};
+        return {{raw_entry_of<typename Ts::type>(is_ggml_format<format_of<typename Ts::type>>{})...}};
     }
 };
 
@@ -159,7 +180,8 @@ struct algorithm_names_of {
 
 inline scheme_info info_from(const raw_entry& e) {
     scheme_info i;
-    i.format_name = edgeq::detail::compose_name(nullptr, e.codebook, e.bits, e.group, e.asymmetric, e.scale_suffix);
+    i.format_name = e.block_name ? edgeq::detail::lower_case(e.block_name)
+                                 : edgeq::detail::compose_name(nullptr, e.codebook, e.bits, e.group, e.asymmetric, e.scale_suffix);
     i.name = i.format_name;
     i.bits_per_weight = e.bits_per_weight;
     i.bits = e.bits;
@@ -184,6 +206,10 @@ inline const table& the_table() {
         }
         for (const scheme_info& i : r.formats) {
             r.names.push_back(i.name);
+            if (i.codebook == "ggml") {
+                r.ggml_names.push_back(i.name);
+                continue;
+            }
             if (i.codebook == "int") add_unique(r.uniform_bits, i.bits);
             add_unique(i.codebook == "int" ? r.groups_int : r.groups_nf4, i.group);
         }
@@ -304,12 +330,19 @@ inline body_result parse_body(const std::string& body) {
             r.fixes.push_back(join_dashes(tok));
             return fail("empty part between dashes");
         }
+    if (std::count(t.ggml_names.begin(), t.ggml_names.end(), body)) {
+        r.ok = true;
+        r.format = std::size_t(std::find(t.names.begin(), t.names.end(), body) - t.names.begin());
+        return r;
+    }
+    if (tok[0].size() > 1 && (tok[0][0] == 'q' || tok[0].compare(0, 2, "iq") == 0) && tok[0].find('_') != std::string::npos)
+        return fail("not one of the llama.cpp types built in (" + join(t.ggml_names, ", ", " and ") + ")");
 
     // Code-book and width.
     std::vector<std::string> widths;
     for (int b : t.uniform_bits) widths.push_back("int" + std::to_string(b));
     widths.push_back("nf4");
-    const std::string widths_msg = join(widths, ", ", " or ");
+    const std::string widths_msg = join(widths, ", ", " or ") + " (or a llama.cpp type: q4_k, q8_0...)";
     bool is_nf4 = false;
     int bits = 0;
     if (tok[0] == "nf4") {
@@ -490,6 +523,9 @@ inline parsed parse(const std::string& name) {
         refuse(name, b.why, fixes, body, canon_prefix);
     }
     p.format = b.format;
+    if (p.algorithm != 0 && t.formats[p.format].codebook == "ggml")
+        refuse(name, "llama.cpp's types fit their scales with their own search, so they take no algorithm prefix '" + prefix + "'",
+               {body}, "", "");
     return p;
 }
 

@@ -7,6 +7,7 @@
 //     int8-row             one scale per row
 //     int6-g64-f32         fp32 scales
 //     nf4-g64, nf4-g64-dq  NF4, fp16 or double-quantized scales
+//     q4_k, q8_0, iq4_xs   llama.cpp's block types, as llama.cpp names them in lower case
 //     rtn-clip-int4-g128   the algorithm prefix: none for plain rtn<> (the default), otherwise
 //                          the algorithm's name(): rtn<clip_search> is "rtn-clip"
 //
@@ -73,13 +74,31 @@ const char* algorithm_name_in(std::false_type) {
     return Algorithm::name();
 }
 
+// A llama.cpp type is named as llama.cpp names it, in lower case: "q4_k", "iq4_xs".
+inline std::string lower_case(std::string s) {
+    for (char& c : s) c = char(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    return s;
+}
+
 template <class Scheme>
-std::string compose_name_of(bool with_algorithm) {
+std::string compose_name_of(bool with_algorithm, std::true_type /*llama.cpp type*/) {
+    using A = typename Scheme::algorithm;
+    const char* algorithm = with_algorithm ? algorithm_name_in<A>(std::is_same<A, rtn<>>{}) : nullptr;
+    return (algorithm ? std::string(algorithm) + "-" : std::string()) + lower_case(format_of<Scheme>::name());
+}
+
+template <class Scheme>
+std::string compose_name_of(bool with_algorithm, std::false_type) {
     using F = format_of<Scheme>;
     using A = typename Scheme::algorithm;
     return compose_name(with_algorithm ? algorithm_name_in<A>(std::is_same<A, rtn<>>{}) : nullptr,
                         codebook_tag<typename Scheme::codebook>::kind(), F::bits, F::group, F::asymmetric,
                         scale_tag<typename Scheme::scale_policy>::suffix());
+}
+
+template <class Scheme>
+std::string compose_name_of(bool with_algorithm) {
+    return compose_name_of<Scheme>(with_algorithm, is_ggml_format<format_of<Scheme>>{});
 }
 
 }  // namespace detail

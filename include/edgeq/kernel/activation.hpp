@@ -53,6 +53,13 @@ struct activation_of<ggml_format<Block>> {
     using type = typename std::conditional<Block::weights == ggml::qk_k, ggml::block_q8_K, q8_block>::type;
 };
 
+// Values per activation block of format F (32, or 256 for Q8_K).
+template <class F>
+constexpr std::size_t activation_block_weights() {
+    return std::is_same<typename activation_of<F>::type, ggml::block_q8_K>::value ? std::size_t(ggml::qk_k)
+                                                                                 : std::size_t(chunk_weights);
+}
+
 namespace detail {
 // ggml's nearest_int: round to nearest, ties to even, for |f| < 2^22.
 inline int ggml_nearest_int(float f) {

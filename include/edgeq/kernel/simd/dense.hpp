@@ -202,15 +202,6 @@ class dense_linear final : public linear {
         pool.parallel_for(view_.rows, rows_per_task,
                           [&](std::size_t r0, std::size_t r1) { kernel::gemv_rows(Backend{}, view_, x, y, r0, r1); });
     }
-    // Dense weights have no integer path: the int8 activations are decoded and multiplied in float.
-    void do_gemv_q8(const q8_block* x, float* y, thread_pool& pool) const override {
-        if (view_.cols % chunk_weights)
-            throw error("dense_linear::gemv_q8: " + std::to_string(view_.cols) + " columns are not whole 32-blocks");
-        std::vector<float> xf(view_.cols);
-        for (std::size_t b = 0; b < view_.cols / chunk_weights; ++b)
-            for (int i = 0; i < chunk_weights; ++i) xf[b * chunk_weights + i] = x[b].d * float(x[b].qs[i]);
-        do_gemv(xf.data(), y, pool);
-    }
     void do_gemm(matrix_view<const float> x, matrix_view<float> y, thread_pool& pool) const override {
         pool.parallel_for(view_.rows, rows_per_task,
                           [&](std::size_t r0, std::size_t r1) { kernel::gemm_rows(Backend{}, view_, x, y, r0, r1); });
