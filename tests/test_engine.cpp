@@ -453,6 +453,38 @@ TEST_CASE("model_from_tensors: q/k/v biases, untied output, GQA; prompt path == 
     engine::llama_config wrong = c;
     wrong.n_kv_heads = 4;
     CHECK_THROWS_WITH(engine::model_from_tensors(wrong, source(false)), Catch::Contains("multiple of n_kv_heads"));
+
+    // Calibration's view: the layers one at a time over kept hidden states give eval's hidden
+    // states, and the observer sees every matrix's input, in order, with its shape.
+    engine::llama_session s3(m);
+    std::vector<float> h(ids.size() * 48);
+    s3.embed(ids.data(), ids.size(), h.data());
+    std::vector<std::pair<std::size_t, engine::layer_matrix>> seen;
+    s3.set_observer([&](std::size_t layer, engine::layer_matrix which, matrix_view<const float> in) {
+        const linear& w = which == engine::layer_matrix::q   ? *m.layers[layer].wq
+                          : which == engine::layer_matrix::k ? *m.layers[layer].wk
+                          : which == engine::layer_matrix::v ? *m.layers[layer].wv
+                          : which == engine::layer_matrix::o ? *m.layers[layer].wo
+                          : which == engine::layer_matrix::gate ? *m.layers[layer].w1
+                          : which == engine::layer_matrix::up   ? *m.layers[layer].w3
+                                                                : *m.layers[layer].w2;
+        CHECK(in.cols == w.cols());
+        CHECK(in.rows == ids.size());
+        seen.emplace_back(layer, which);
+    });
+    s3.forward_layers(h.data(), ids.size(), 0, 1);
+    s3.forward_layers(h.data(), ids.size(), 1, 2);
+    REQUIRE(seen.size() == 14);
+    CHECK(seen[0].second == engine::layer_matrix::q);
+    CHECK(seen[3].second == engine::layer_matrix::o);
+    CHECK(seen[6] == std::make_pair(std::size_t(0), engine::layer_matrix::down));
+    CHECK(seen[7].first == 1);
+    std::vector<float> xb(48), logits(70);
+    const std::size_t last = ids.size() - 1;
+    engine::rmsnorm(xb.data(), &h[last * 48], m.output_norm.data(), 48, c.rms_eps);
+    m.classifier().gemv(xb.data(), logits.data());
+    for (std::size_t i = 0; i < 70; ++i) CHECK(logits[i] == a[last * 70 + i]);
+    CHECK(s3.n_past() == 0);
 }
 
 TEST_CASE("Hugging Face models: logits and greedy continuations match the references", "[engine][reference][hf]") {

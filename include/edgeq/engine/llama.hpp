@@ -10,11 +10,16 @@
 // the n rows (the prompt path), with n == 1 one linear::gemv (the decode path). Threads split the
 // rows of each product and the (token, head) pairs of attention, never a sum, so the result
 // does not depend on the thread count. Activations and the KV cache are float32.
+//
+// Calibration (GPTQ, AWQ, importance matrices) runs the layers one at a time over hidden states
+// it keeps (forward_layers) and watches what enters each matrix (set_observer).
 #pragma once
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../core/error.hpp"
@@ -54,6 +59,12 @@ inline void rope(float* v, int n_heads, int hd, const float* cos_v, const float*
 
 inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
+// The seven matrices of a layer, in the order the forward pass multiplies them.
+enum class layer_matrix { q, k, v, o, gate, up, down };
+
+// What enters matrix `which` of layer `layer`: n rows of the matrix's cols() values.
+using matmul_observer = std::function<void(std::size_t layer, layer_matrix which, matrix_view<const float> input)>;
+
 class llama_session {
    public:
     // n_ctx: the longest sequence this session holds (0: the model's seq_len).
@@ -65,6 +76,8 @@ class llama_session {
     }
 
     const llama_model& model() const { return m_; }
+    // Called before every product of a layer's matrix with its input (empty: no calls).
+    void set_observer(matmul_observer o) { observer_ = std::move(o); }
     int n_ctx() const { return n_ctx_; }
     int n_past() const { return pos_; }
     // Forgets the context (the cache is overwritten as new tokens come).
@@ -77,19 +90,43 @@ class llama_session {
         if (std::size_t(pos_) + n > std::size_t(n_ctx_))
             throw error("llama_session: " + std::to_string(pos_) + " + " + std::to_string(n) + " tokens exceed the context of " +
                         std::to_string(n_ctx_));
-        const std::size_t dim = std::size_t(c_.dim), qd = std::size_t(c_.q_dim()), kvd = std::size_t(c_.kv_dim()),
-                          hid = std::size_t(c_.hidden_dim);
-        const int hd = c_.head_size(), half = hd / 2;
-        std::vector<float> x(n * dim), xb(n * dim), q(n * qd), k(n * kvd), v(n * kvd), att(n * qd), h1(n * hid),
-            h3(n * hid), cs(n * std::size_t(hd));
+        const std::size_t dim = std::size_t(c_.dim);
+        std::vector<float> x(n * dim), xb(n * dim);
+        embed(tokens, n, x.data());
+        forward_layers(x.data(), n, 0, m_.layers.size());
 
-        // Token embeddings: only the rows of these tokens are decoded.
+        // Final norm and classifier: every row, or the last one.
+        const std::size_t first = all_logits ? 0 : n - 1;
+        for (std::size_t t = first; t < n; ++t) rmsnorm(&xb[t * dim], &x[t * dim], m_.output_norm.data(), dim, c_.rms_eps);
+        matmul(m_.classifier(), &xb[first * dim], logits, n - first);
+        pos_ += int(n);
+    }
+
+    // The hidden states of n tokens (n x dim): rows of the embedding table.
+    void embed(const int* tokens, std::size_t n, float* x) const {
+        const std::size_t dim = std::size_t(c_.dim);
         for (std::size_t t = 0; t < n; ++t) {
             if (tokens[t] < 0 || tokens[t] >= c_.vocab_size)
                 throw error("llama_session: token id " + std::to_string(tokens[t]) + " is outside the vocabulary of " +
                             std::to_string(c_.vocab_size));
             m_.token_embd->dequantize_row(std::size_t(tokens[t]), &x[t * dim]);
         }
+    }
+
+    // Runs layers [first, last) on the hidden states x (n x dim, updated in place) of tokens at
+    // positions n_past() .. n_past() + n - 1, writing their keys and values to the cache. Does
+    // not advance n_past(): eval does, after the last layer.
+    void forward_layers(float* x, std::size_t n, std::size_t first, std::size_t last) {
+        if (last > m_.layers.size() || first > last) throw error("llama_session::forward_layers: layers out of range");
+        if (std::size_t(pos_) + n > std::size_t(n_ctx_))
+            throw error("llama_session: " + std::to_string(pos_) + " + " + std::to_string(n) + " tokens exceed the context of " +
+                        std::to_string(n_ctx_));
+        const std::size_t dim = std::size_t(c_.dim), qd = std::size_t(c_.q_dim()), kvd = std::size_t(c_.kv_dim()),
+                          hid = std::size_t(c_.hidden_dim);
+        const int hd = c_.head_size(), half = hd / 2;
+        std::vector<float> xb(n * dim), q(n * qd), k(n * kvd), v(n * kvd), att(n * qd), h1(n * hid), h3(n * hid),
+            cs(n * std::size_t(hd));
+
         // cos and sin of every (position, frequency) this call needs.
         for (std::size_t t = 0; t < n; ++t)
             for (int i = 0; i < half; ++i) {
@@ -98,12 +135,15 @@ class llama_session {
                 cs[t * std::size_t(hd) + std::size_t(half + i)] = std::sin(angle);
             }
 
-        for (std::size_t l = 0; l < m_.layers.size(); ++l) {
+        for (std::size_t l = first; l < last; ++l) {
             const llama_layer& L = m_.layers[l];
             // Attention block.
             for (std::size_t t = 0; t < n; ++t) rmsnorm(&xb[t * dim], &x[t * dim], L.attn_norm.data(), dim, c_.rms_eps);
+            observe(l, layer_matrix::q, xb.data(), n, dim);
             matmul(*L.wq, xb.data(), q.data(), n);
+            observe(l, layer_matrix::k, xb.data(), n, dim);
             matmul(*L.wk, xb.data(), k.data(), n);
+            observe(l, layer_matrix::v, xb.data(), n, dim);
             matmul(*L.wv, xb.data(), v.data(), n);
             if (c_.qkv_bias) {
                 add_bias(q.data(), L.bq, n);
@@ -118,23 +158,21 @@ class llama_session {
                 std::copy(&v[t * kvd], &v[t * kvd] + kvd, cache_row(value_cache_, l, std::size_t(pos_) + t));
             }
             attention(l, q.data(), att.data(), n);
+            observe(l, layer_matrix::o, att.data(), n, qd);
             matmul(*L.wo, att.data(), xb.data(), n);
             for (std::size_t i = 0; i < n * dim; ++i) x[i] += xb[i];
 
             // Feed-forward block (SwiGLU).
             for (std::size_t t = 0; t < n; ++t) rmsnorm(&xb[t * dim], &x[t * dim], L.ffn_norm.data(), dim, c_.rms_eps);
+            observe(l, layer_matrix::gate, xb.data(), n, dim);
             matmul(*L.w1, xb.data(), h1.data(), n);
+            observe(l, layer_matrix::up, xb.data(), n, dim);
             matmul(*L.w3, xb.data(), h3.data(), n);
             for (std::size_t i = 0; i < n * hid; ++i) h1[i] = silu(h1[i]) * h3[i];
+            observe(l, layer_matrix::down, h1.data(), n, hid);
             matmul(*L.w2, h1.data(), xb.data(), n);
             for (std::size_t i = 0; i < n * dim; ++i) x[i] += xb[i];
         }
-
-        // Final norm and classifier: every row, or the last one.
-        const std::size_t first = all_logits ? 0 : n - 1;
-        for (std::size_t t = first; t < n; ++t) rmsnorm(&xb[t * dim], &x[t * dim], m_.output_norm.data(), dim, c_.rms_eps);
-        matmul(m_.classifier(), &xb[first * dim], logits, n - first);
-        pos_ += int(n);
     }
 
     // The decode path: one token, one gemv per matrix. Returns its logits.
@@ -153,6 +191,10 @@ class llama_session {
    private:
     float* cache_row(std::vector<float>& cache, std::size_t layer, std::size_t pos) {
         return cache.data() + (layer * std::size_t(n_ctx_) + pos) * std::size_t(c_.kv_dim());
+    }
+
+    void observe(std::size_t layer, layer_matrix which, const float* x, std::size_t n, std::size_t cols) {
+        if (observer_) observer_(layer, which, matrix_view<const float>(x, n, cols));
     }
 
     // y = W x for n rows of x: gemm when n > 1, gemv when n == 1.
@@ -210,6 +252,7 @@ class llama_session {
     std::vector<float> inv_freq_;
     std::vector<float> key_cache_, value_cache_;  // [layer, position, kv_dim]
     std::vector<float> logits_;
+    matmul_observer observer_;
 };
 
 }  // namespace engine
