@@ -12,9 +12,17 @@
 #include "../config.hpp"
 
 namespace edgeq {
+namespace kernel {
+// The host tags derive from this, so edgeq::kernel is an associated namespace of every tag: a
+// kernel template that calls another kernel unqualified (gemm_rows calling dequantize_row) then
+// finds, by argument-dependent lookup at instantiation, the overloads that headers included
+// after it declare (NEON's, AVX2's), not only those visible where the template was written.
+struct dispatch_anchor {};
+}  // namespace kernel
+
 namespace backend {
 
-struct scalar {
+struct scalar : kernel::dispatch_anchor {
     static constexpr const char* name() { return "scalar"; }
 };
 
