@@ -238,6 +238,7 @@ struct outputs {
     outputs(std::size_t rows, std::size_t cols) : y(rows), yq8(rows), yd(cols), yg(2 * rows), ygq8(2 * rows) {}
     std::size_t storage_bytes = 0;
     std::vector<float> y, yq8, yd, yg, ygq8;
+    std::vector<std::uint8_t> blob;
 };
 }  // namespace
 
@@ -285,6 +286,7 @@ TEST_CASE("registry::make_linear runs exactly the static kernels", "[registry][l
                 const auto q = eq::quantize<S>(wv);
                 outputs o(rows, cols);
                 o.storage_bytes = q.storage_bytes();
+                o.blob.assign(q.blob().data(), q.blob().data() + q.storage_bytes());
                 using A = typename eq::activation_of<eq::format_of<S>>::type;
                 const std::size_t per_row = cols / eq::activation_block_weights<eq::format_of<S>>();
                 std::vector<A> xq(per_row), x2q(2 * per_row);
@@ -299,6 +301,7 @@ TEST_CASE("registry::make_linear runs exactly the static kernels", "[registry][l
                 return o;
             });
             CHECK(e.storage_bytes == l->storage_bytes());
+            CHECK(std::memcmp(e.blob.data(), l->storage_data(), e.blob.size()) == 0);
             CHECK(same_bits(e.y, y));
             CHECK(same_bits(e.yq8, yq8));
             CHECK(same_bits(e.yd, yd));

@@ -20,6 +20,7 @@
 // registry that lists both algorithms compiles each kernel once. Host only, no Hana.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -52,6 +53,10 @@ class linear {
     virtual std::size_t cols() const = 0;
     // Bytes of the stored blob (codes, scales, zero points, with their 64-byte alignment).
     virtual std::size_t storage_bytes() const = 0;
+    // The blob itself, storage_bytes() of them: for the dense and llama.cpp types exactly a GGUF
+    // tensor's data, for the grouped formats an EDGEQ_GROUPED blob (docs/formats.md). Writers
+    // copy it, so quantized weights are saved as computed, never decoded and quantized again.
+    virtual const std::uint8_t* storage_data() const = 0;
     // Average bits per weight of the format at this matrix's row length (no alignment padding).
     virtual double bits_per_weight() const = 0;
     // The canonical name (scheme_name.hpp): "int4-g128", "rtn-clip-int3-g64-asym".
@@ -113,6 +118,7 @@ class linear_format : public linear {
     std::size_t rows() const override { return m_.rows(); }
     std::size_t cols() const override { return m_.cols(); }
     std::size_t storage_bytes() const override { return m_.storage_bytes(); }
+    const std::uint8_t* storage_data() const override { return m_.blob().data(); }
     double bits_per_weight() const override { return Format::bits_per_weight(long(m_.cols())); }
     const char* backend_name() const override { return Backend::name(); }
     bool has_int8_path() const override { return true; }

@@ -192,6 +192,7 @@ class dense_linear final : public linear {
     std::size_t rows() const override { return m_.rows(); }
     std::size_t cols() const override { return m_.cols(); }
     std::size_t storage_bytes() const override { return m_.storage_bytes(); }
+    const std::uint8_t* storage_data() const override { return reinterpret_cast<const std::uint8_t*>(m_.data()); }
     double bits_per_weight() const override { return 8.0 * double(sizeof(typename E::storage)); }
     std::string scheme_name() const override { return E::name(); }
     const char* backend_name() const override { return Backend::name(); }
