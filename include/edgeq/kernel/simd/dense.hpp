@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <xsimd/xsimd.hpp>
@@ -130,51 +131,68 @@ void gemv_rows(backend::simd<A>, const dense_view<E>& w, const float* x, float* 
     }
 }
 
-// Prompt processing: four rows widened to a float tile once, then two tokens by four rows per
-// step, each output in the same order as gemv_rows.
+// Prompt processing, GEMM-shaped: a band of four rows (widened to floats once, f32 read in
+// place) times three tokens at a time, twelve accumulators, over slices of 512 columns so that
+// the band's slice and the tokens' slices stay in L1. Each accumulator is parked in `acc`
+// between slices, so every output is still one fma chain in column order, then the same
+// horizontal sum and tail as gemv_rows: the prompt path and the decode path agree bit for bit.
 template <class A, class E>
 void gemm_rows(backend::simd<A>, const dense_view<E>& w, matrix_view<const float> x, matrix_view<float> y, std::size_t r0,
                std::size_t r1) {
     using f32 = xsimd::batch<float, A>;
-    constexpr std::size_t R = 4, L = f32::size;
-    const std::size_t cols = w.cols, n = cols / L * L;
-    std::vector<float> tile(R * cols);
+    constexpr std::size_t R = 4, T = 3, L = f32::size, slice = 512;
+    const std::size_t cols = w.cols, n = cols / L * L, tokens = x.rows;
+    const bool widen = !std::is_same<E, dense_f32>::value;
+    std::vector<float> tile(widen ? R * cols : 0);
+    std::vector<f32, xsimd::aligned_allocator<f32>> acc(tokens * R);
     for (std::size_t rb = r0; rb < r1; rb += R) {
         const std::size_t nr = std::min(R, r1 - rb);
-        for (std::size_t i = 0; i < nr; ++i) dequantize_row(backend::simd<A>{}, w, rb + i, tile.data() + i * cols);
-        std::size_t t = 0;
-        for (; t + 2 <= x.rows; t += 2) {
-            const float* x0 = x.row(t);
-            const float* x1 = x.row(t + 1);
-            f32 a0[R], a1[R];
-            for (std::size_t i = 0; i < R; ++i) a0[i] = a1[i] = f32(0.0f);
-            for (std::size_t c = 0; c < n; c += L) {
-                const f32 u0 = f32::load_unaligned(x0 + c), u1 = f32::load_unaligned(x1 + c);
-                for (std::size_t i = 0; i < nr; ++i) {
-                    const f32 wv = f32::load_unaligned(tile.data() + i * cols + c);
-                    a0[i] = xsimd::fma(wv, u0, a0[i]);
-                    a1[i] = xsimd::fma(wv, u1, a1[i]);
-                }
-            }
-            for (std::size_t i = 0; i < nr; ++i) {
-                const float* wr = tile.data() + i * cols;
-                float s0 = xsimd::hadd(a0[i]), s1 = xsimd::hadd(a1[i]);
-                for (std::size_t c = n; c < cols; ++c) {
-                    s0 = std::fma(wr[c], x0[c], s0);
-                    s1 = std::fma(wr[c], x1[c], s1);
-                }
-                y(t, rb + i) = s0;
-                y(t + 1, rb + i) = s1;
+        const float* rows[R];
+        for (std::size_t i = 0; i < R; ++i) {
+            const std::size_t r = rb + std::min(i, nr - 1);  // a short band repeats its last row
+            if (widen) {
+                if (i < nr) dequantize_row(backend::simd<A>{}, w, r, tile.data() + i * cols);
+                rows[i] = tile.data() + std::min(i, nr - 1) * cols;
+            } else {
+                rows[i] = reinterpret_cast<const float*>(w.row(r));
             }
         }
-        for (; t < x.rows; ++t) {
+        std::fill(acc.begin(), acc.end(), f32(0.0f));
+        for (std::size_t c0 = 0; c0 < n; c0 += slice) {
+            const std::size_t c1 = std::min(n, c0 + slice);
+            std::size_t t = 0;
+            for (; t + T <= tokens; t += T) {
+                const float* xs[T] = {x.row(t), x.row(t + 1), x.row(t + 2)};
+                f32 a[T][R];
+                for (std::size_t k = 0; k < T; ++k)
+                    for (std::size_t i = 0; i < R; ++i) a[k][i] = acc[(t + k) * R + i];
+                for (std::size_t c = c0; c < c1; c += L) {
+                    const f32 u0 = f32::load_unaligned(xs[0] + c), u1 = f32::load_unaligned(xs[1] + c),
+                              u2 = f32::load_unaligned(xs[2] + c);
+                    for (std::size_t i = 0; i < R; ++i) {
+                        const f32 wv = f32::load_unaligned(rows[i] + c);
+                        a[0][i] = xsimd::fma(wv, u0, a[0][i]);
+                        a[1][i] = xsimd::fma(wv, u1, a[1][i]);
+                        a[2][i] = xsimd::fma(wv, u2, a[2][i]);
+                    }
+                }
+                for (std::size_t k = 0; k < T; ++k)
+                    for (std::size_t i = 0; i < R; ++i) acc[(t + k) * R + i] = a[k][i];
+            }
+            for (; t < tokens; ++t) {
+                const float* xt = x.row(t);
+                for (std::size_t i = 0; i < R; ++i) {
+                    f32 a = acc[t * R + i];
+                    for (std::size_t c = c0; c < c1; c += L) a = xsimd::fma(f32::load_unaligned(rows[i] + c), f32::load_unaligned(xt + c), a);
+                    acc[t * R + i] = a;
+                }
+            }
+        }
+        for (std::size_t t = 0; t < tokens; ++t) {
             const float* xt = x.row(t);
             for (std::size_t i = 0; i < nr; ++i) {
-                const float* wr = tile.data() + i * cols;
-                f32 a(0.0f);
-                for (std::size_t c = 0; c < n; c += L) a = xsimd::fma(f32::load_unaligned(wr + c), f32::load_unaligned(xt + c), a);
-                float s = xsimd::hadd(a);
-                for (std::size_t c = n; c < cols; ++c) s = std::fma(wr[c], xt[c], s);
+                float s = xsimd::hadd(acc[t * R + i]);
+                for (std::size_t c = n; c < cols; ++c) s = std::fma(rows[i][c], xt[c], s);
                 y(t, rb + i) = s;
             }
         }
