@@ -81,7 +81,7 @@ TEST_CASE("the built-in list: every combination, each name once", "[registry]") 
         INFO(n);
         CHECK(std::find(names.begin(), names.end(), std::string(n)) != names.end());
     }
-    CHECK(reg::algorithm_names() == std::vector<std::string>{"rtn", "rtn-clip"});
+    CHECK(reg::algorithm_names() == std::vector<std::string>{"rtn", "rtn-clip", "gptq", "gptq-actorder", "awq"});
 }
 
 namespace {
@@ -157,8 +157,9 @@ TEST_CASE("every name round-trips name -> type -> name_of, with and without an a
         CHECK(f.visited_rtn == f.type);  // the default prefix visits the same type
         CHECK(reg::canonical("rtn-" + f.name) == f.name);
         CHECK(reg::contains(f.name));
+        for (const std::string a : {"gptq-", "gptq-actorder-", "awq-"}) CHECK(visited_name(a + f.name) == a + f.name);
         if (f.ggml) {
-            CHECK_THROWS_WITH(reg::info("rtn-clip-" + f.name), Contains("no algorithm prefix") && Contains(f.name));
+            CHECK_THROWS_WITH(reg::info("rtn-clip-" + f.name), Contains("drop the prefix") && Contains(f.name));
             continue;
         }
         CHECK(f.clip_name == "rtn-clip-" + f.name);
@@ -212,7 +213,6 @@ TEST_CASE("unknown and misspelled names throw edgeq::error saying what to write"
     CHECK_THROWS_WITH(reg::info("int4-g128-clip"), Contains("prefix") && Contains("rtn-clip-int4-g128"));
     CHECK_THROWS_WITH(reg::info("rtn-clip-int4-g100"), Contains("rtn-clip-int4-g128"));
     CHECK_THROWS_WITH(reg::info("INT4-G128"), Contains("lower case") && Contains("int4-g128"));
-    CHECK_THROWS_WITH(reg::info("gptq-int4-g128"), Contains("not an algorithm prefix"));
     CHECK_THROWS_WITH(reg::info("rtn"), Contains("follow it with a format"));
     CHECK_THROWS_WITH(reg::info("rtn-clip-"), Contains("needs a format"));
     CHECK_THROWS_WITH(reg::info(""), Contains("empty"));
@@ -220,8 +220,14 @@ TEST_CASE("unknown and misspelled names throw edgeq::error saying what to write"
     CHECK_THROWS_WITH(reg::info("f16"), Contains("starts with the code-book"));
     CHECK_THROWS_WITH(reg::info("q4_2"), Contains("not one of the llama.cpp types") && Contains("q4_k"));
     CHECK_THROWS_WITH(reg::info("Q4_K"), Contains("lower case") && Contains("did you mean q4_k"));
-    CHECK_THROWS_WITH(reg::info("rtn-clip-q4_k"), Contains("no algorithm prefix") && Contains("did you mean q4_k"));
+    CHECK_THROWS_WITH(reg::info("rtn-clip-q4_k"), Contains("drop the prefix") && Contains("did you mean q4_k"));
     CHECK(reg::canonical("rtn-q8_0") == "q8_0");
+    CHECK(reg::canonical("gptq-q4_k") == "gptq-q4_k");
+    CHECK(reg::info("gptq-actorder-int3-g64").algorithm == "gptq-actorder");
+    CHECK(reg::info("awq-int4-g128").format_name == "int4-g128");
+    CHECK_THROWS_WITH(reg::info("gptq-int3-g64-actorder"), Contains("did you mean gptq-actorder-int3-g64"));
+    const std::vector<float> w4 = random_matrix(4, 128, 1);
+    CHECK_THROWS_WITH(reg::make_linear("gptq-int4-g128", {w4.data(), 4, 128}), Contains("needs calibration"));
     CHECK_THROWS_WITH(reg::info("int4-g128 "), Contains("did you mean"));
     // Every message says how to list the names.
     CHECK_THROWS_WITH(reg::info("bogus"), Contains("edgeq schemes") && Contains("names()"));

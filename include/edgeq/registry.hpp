@@ -14,8 +14,10 @@
 //                   x {fp16, fp32 scales}                                           120 formats
 //     nf4:          group {32,64,128,256} x {fp16, fp32, double_quant scales}        12 formats
 //     llama.cpp:    q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q3_k q4_k q5_k q6_k iq4_nl iq4_xs    12 formats
-// and every algorithm of algorithms(): rtn<> (no prefix, or "rtn-") and rtn<clip_search>
-// ("rtn-clip-"; not for the llama.cpp types, whose quantizers search their own scales).
+// and every algorithm of algorithms(): rtn<> (no prefix, or "rtn-"), rtn<clip_search>
+// ("rtn-clip-"; not for the llama.cpp types, whose quantizers search their own scales), and the
+// calibrated ones, gptq<> ("gptq-"), gptq<act_order> ("gptq-actorder-") and awq<> ("awq-"),
+// which make_linear refuses (they need engine::quantize_calibrated and its statistics).
 // Other compositions of edgeq::scheme<...> work in C++, not by name.
 //
 // Compile time: a translation unit that calls make_linear(name, ...) instantiates the
@@ -110,7 +112,7 @@ using schemes_type = decltype(schemes());
 constexpr std::size_t scheme_count = decltype(hana::length(std::declval<schemes_type>()))::value;
 
 // The algorithms a name can select, as a hana tuple of hana::type; the first is the default.
-inline auto algorithms() { return hana::tuple_t<rtn<>, rtn<clip_search>>; }
+inline auto algorithms() { return hana::tuple_t<rtn<>, rtn<clip_search>, gptq<>, gptq<act_order>, awq<>>; }
 using algorithms_type = decltype(algorithms());
 constexpr std::size_t algorithm_count = decltype(hana::length(std::declval<algorithms_type>()))::value;
 
@@ -355,10 +357,10 @@ inline body_result parse_body(const std::string& body) {
             for (int b : by_distance) r.fixes.push_back(with(0, "int" + std::to_string(b)));
             return fail("'" + tok[0] + "' is not a built-in width; use " + widths_msg);
         }
-    } else if (tok[0] == "clip" || tok[0] == "gptq" || tok[0] == "awq") {
+    } else if (tok[0] == "clip" || tok[0] == "actorder") {
         r.fixes.push_back(with(0, ""));
-        if (tok[0] == "clip") r.fix_prefix = "rtn-clip-";
-        return fail("'" + tok[0] + "' is not an algorithm prefix of the registry; use none (rtn), rtn- or rtn-clip-");
+        r.fix_prefix = tok[0] == "clip" ? "rtn-clip-" : "gptq-actorder-";
+        return fail("'" + tok[0] + "' belongs to the algorithm prefix (" + r.fix_prefix + ")");
     } else {
         return fail("a name starts with the code-book and width: " + widths_msg);
     }
@@ -428,6 +430,10 @@ inline body_result parse_body(const std::string& body) {
                 r.fixes.push_back(with(i, ""));
                 r.fix_prefix = "rtn-clip-";
                 why = "the clip search is an algorithm prefix, not a suffix";
+            } else if (s == "actorder") {
+                r.fixes.push_back(with(i, ""));
+                r.fix_prefix = "gptq-actorder-";
+                why = "act-order is part of the algorithm prefix: gptq-actorder-";
             } else {
                 r.fixes.push_back(with(i, ""));
                 why = "'" + s + "' is not a part of a name; after the group come -asym, then -f32 or -dq";
@@ -523,8 +529,8 @@ inline parsed parse(const std::string& name) {
         refuse(name, b.why, fixes, body, canon_prefix);
     }
     p.format = b.format;
-    if (p.algorithm != 0 && t.formats[p.format].codebook == "ggml")
-        refuse(name, "llama.cpp's types fit their scales with their own search, so they take no algorithm prefix '" + prefix + "'",
+    if (t.algorithms[p.algorithm] == "rtn-clip" && t.formats[p.format].codebook == "ggml")
+        refuse(name, "llama.cpp's types fit their scales with their own search; drop the prefix '" + prefix + "'",
                {body}, "", "");
     return p;
 }
@@ -557,7 +563,8 @@ struct thunk_table {
 // the clip search on).
 inline const std::vector<std::string>& names() { return detail::the_table().names; }
 
-// The algorithm prefixes a name may carry: "rtn" (the default, may be left out), "rtn-clip".
+// The algorithm prefixes a name may carry: "rtn" (the default, may be left out), "rtn-clip",
+// "gptq", "gptq-actorder", "awq".
 inline const std::vector<std::string>& algorithm_names() { return detail::the_table().algorithms; }
 
 // True if `name` parses to a built-in scheme (no exception).
@@ -604,8 +611,11 @@ void for_each_scheme(F&& f) {
 // prefix (opt.fit.clip_search is set from it); the other options are taken from opt.
 template <class Backend = backend::best>
 std::unique_ptr<linear> make_linear(const std::string& name, matrix_view<const float> w, quant_options opt) {
-    return visit(name, [&w, &opt](auto t) -> std::unique_ptr<linear> {
+    return visit(name, [&name, &w, &opt](auto t) -> std::unique_ptr<linear> {
         using S = typename decltype(t)::type;
+        if (S::algorithm::calibrated)
+            throw error("registry::make_linear: " + name + " needs calibration data (the Hessian or the activations of "
+                        "its inputs): use engine::quantize_calibrated, or edgeq quantize --calib FILE");
         opt.fit.clip_search = S::algorithm::clip;
         return edgeq::make_linear<S, Backend>(w, opt);
     });

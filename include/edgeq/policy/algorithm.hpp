@@ -12,25 +12,53 @@ struct clip_search {
     using option_kind = clip_search;
 };
 
+// Option of gptq<>: quantize columns in order of decreasing Hessian diagonal, with every group's
+// scale fixed beforehand (static groups), so the stored layout keeps the original column order.
+struct act_order {
+    using option_kind = act_order;
+};
+
 namespace detail {
-template <class... Os>
-struct has_clip_search;
-template <>
-struct has_clip_search<> {
+template <class X, class... Os>
+struct has_option;
+template <class X>
+struct has_option<X> {
     static constexpr bool value = false;
 };
-template <class O, class... Os>
-struct has_clip_search<O, Os...> {
-    static constexpr bool value = std::is_same<O, clip_search>::value || has_clip_search<Os...>::value;
+template <class X, class O, class... Os>
+struct has_option<X, O, Os...> {
+    static constexpr bool value = std::is_same<O, X>::value || has_option<X, Os...>::value;
 };
 }  // namespace detail
 
-// Round to nearest, optionally with clip_search.
+// Round to nearest, optionally with clip_search. Needs no calibration; given calibration data
+// (engine::quantize_calibrated), weighs each weight's error by E[x^2] of its input column.
 template <class... Options>
 struct rtn {
     using policy_kind = kind::algorithm;
-    static constexpr bool clip = detail::has_clip_search<Options...>::value;
+    static constexpr bool clip = detail::has_option<clip_search, Options...>::value;
+    static constexpr bool calibrated = false;
     static constexpr const char* name() { return clip ? "rtn-clip" : "rtn"; }
+};
+
+// GPTQ (Frantar et al., 2022; algo/gptq.hpp): needs the Hessian of each layer's inputs.
+template <class... Options>
+struct gptq {
+    using policy_kind = kind::algorithm;
+    static constexpr bool clip = detail::has_option<clip_search, Options...>::value;
+    static constexpr bool act_order = detail::has_option<edgeq::act_order, Options...>::value;
+    static constexpr bool calibrated = true;
+    static constexpr const char* name() { return act_order ? "gptq-actorder" : "gptq"; }
+};
+
+// AWQ (Lin et al., 2023; algo/awq.hpp): per-channel scales from calibration inputs, folded into
+// the layer that produces them, then round to nearest with the clip search.
+template <class... Options>
+struct awq {
+    using policy_kind = kind::algorithm;
+    static constexpr bool clip = true;
+    static constexpr bool calibrated = true;
+    static constexpr const char* name() { return "awq"; }
 };
 
 }  // namespace edgeq

@@ -1,0 +1,172 @@
+// Dense building blocks of the calibration algorithms (the Hessian accumulator, GPTQ, AWQ): a
+// cache-blocked, threaded rank-k update C += alpha * A B and a blocked Cholesky factorisation.
+//
+// The inner kernel keeps a 4 x 64-byte tile of C in registers (GCC/clang vector extensions) and
+// walks k over packed operands; every element of C is summed in k order, with no reduction
+// across lanes, so no -ffast-math is needed and the result does not depend on the thread count.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstring>
+#include <vector>
+
+#include "../core/thread_pool.hpp"
+
+namespace edgeq {
+namespace linalg {
+
+// A operand of a rank update: element (i, m) at a[i * row_stride + m * k_stride], so the same
+// kernel reads A or A^T in place.
+template <class T>
+struct strided {
+    const T* a;
+    std::size_t row_stride, k_stride;
+    T operator()(std::size_t i, std::size_t m) const { return a[i * row_stride + m * k_stride]; }
+};
+
+namespace detail {
+
+// Four rows of C by 64 bytes (8 doubles or 16 floats): two 32-byte vectors per row.
+template <class T>
+struct tile_shape {
+    static constexpr std::size_t mr = 4, nr = 64 / sizeof(T);
+};
+
+// c[i][j] += alpha * sum_m ap[m][i] bp[m][j] for i < mr, j < nr, from packed operands (ap: K x 4,
+// bp: K x NR, both contiguous, zero-padded), so the loop reads memory sequentially.
+#if defined(__GNUC__)
+// GCC and clang: vector extensions, which compile to AVX on x86 and to NEON pairs on ARM.
+template <class T>
+inline void tile_kernel(std::size_t K, const T* ap, const T* bp, T* c, std::size_t ldc, T alpha, std::size_t mr,
+                        std::size_t nr) {
+    constexpr std::size_t half = tile_shape<T>::nr / 2;
+    typedef T vec __attribute__((vector_size(32)));
+    // Named accumulators: an array of vectors would live on the stack.
+    vec c00 = {}, c01 = {}, c10 = {}, c11 = {}, c20 = {}, c21 = {}, c30 = {}, c31 = {};
+    for (std::size_t m = 0; m < K; ++m, ap += 4, bp += 2 * half) {
+        vec b0, b1;
+        std::memcpy(&b0, bp, sizeof b0);
+        std::memcpy(&b1, bp + half, sizeof b1);
+        c00 += ap[0] * b0, c01 += ap[0] * b1;
+        c10 += ap[1] * b0, c11 += ap[1] * b1;
+        c20 += ap[2] * b0, c21 += ap[2] * b1;
+        c30 += ap[3] * b0, c31 += ap[3] * b1;
+    }
+    const vec* acc[4][2] = {{&c00, &c01}, {&c10, &c11}, {&c20, &c21}, {&c30, &c31}};
+    for (std::size_t i = 0; i < mr; ++i)
+        for (std::size_t j = 0; j < nr; ++j) c[i * ldc + j] += alpha * (*acc[i][j / half])[j % half];
+}
+#else
+template <class T>
+inline void tile_kernel(std::size_t K, const T* ap, const T* bp, T* c, std::size_t ldc, T alpha, std::size_t mr,
+                        std::size_t nr) {
+    constexpr std::size_t NR = tile_shape<T>::nr;
+    T acc[4][NR] = {};
+    for (std::size_t m = 0; m < K; ++m, ap += 4, bp += NR)
+        for (std::size_t i = 0; i < 4; ++i)
+            for (std::size_t j = 0; j < NR; ++j) acc[i][j] += ap[i] * bp[j];
+    for (std::size_t i = 0; i < mr; ++i)
+        for (std::size_t j = 0; j < nr; ++j) c[i * ldc + j] += alpha * acc[i][j];
+}
+#endif
+
+}  // namespace detail
+
+// C (M x N, row stride ldc) += alpha * A B with A (M x K) strided and B (K x N, row stride ldb).
+// lower: only tiles that reach j <= i are computed (C is the lower triangle of a square matrix;
+// entries just above the diagonal inside those tiles are scratch). Rows are split over the pool;
+// a task packs its rows of A and, strip by strip, 256 columns of B into contiguous buffers (a
+// power-of-two row stride would otherwise map every row of a strip onto the same cache sets),
+// k in slices of 128 so that a packed strip stays in L2.
+template <class T>
+void rank_update(std::size_t M, std::size_t N, std::size_t K, const strided<T>& A, const T* b, std::size_t ldb, T* c,
+                 std::size_t ldc, T alpha, bool lower, thread_pool& pool) {
+    if (M == 0 || N == 0 || K == 0) return;
+    constexpr std::size_t MR = detail::tile_shape<T>::mr, NR = detail::tile_shape<T>::nr;
+    constexpr std::size_t rows_per_task = 128, kc = 128, strip = 256;
+    const std::size_t tasks = (M + rows_per_task - 1) / rows_per_task;
+    pool.run(tasks, [&](std::size_t t) {
+        // Lower-triangular work grows with the row: hand out the heavy bottom tasks first.
+        const std::size_t task = lower ? tasks - 1 - t : t;
+        const std::size_t r0 = task * rows_per_task, r1 = std::min(M, r0 + rows_per_task);
+        const std::size_t n_end = lower ? std::min(N, r1) : N;
+        std::vector<T> ap(rows_per_task * kc), bp(strip * kc);
+        for (std::size_t k0 = 0; k0 < K; k0 += kc) {
+            const std::size_t k1 = std::min(K, k0 + kc), kn = k1 - k0;
+            // A: per tile of four rows, K x 4.
+            for (std::size_t i0 = r0; i0 < r1; i0 += MR) {
+                T* p = ap.data() + (i0 - r0) * kn;
+                for (std::size_t m = k0; m < k1; ++m)
+                    for (std::size_t i = 0; i < MR; ++i) *p++ = i0 + i < r1 ? A(i0 + i, m) : T(0);
+            }
+            for (std::size_t s0 = 0; s0 < n_end; s0 += strip) {
+                const std::size_t s1 = std::min(n_end, s0 + strip);
+                // B: per tile of NR columns, K x NR.
+                for (std::size_t j0 = s0; j0 < s1; j0 += NR) {
+                    T* p = bp.data() + (j0 - s0) * kn;
+                    for (std::size_t m = k0; m < k1; ++m)
+                        for (std::size_t j = 0; j < NR; ++j) *p++ = j0 + j < N ? b[m * ldb + j0 + j] : T(0);
+                }
+                for (std::size_t i0 = r0; i0 < r1; i0 += MR) {
+                    const std::size_t mr = std::min(MR, r1 - i0);
+                    const std::size_t j_end = lower ? std::min(s1, i0 + mr) : s1;
+                    for (std::size_t j0 = s0; j0 < j_end; j0 += NR)
+                        detail::tile_kernel(kn, ap.data() + (i0 - r0) * kn, bp.data() + (j0 - s0) * kn,
+                                            c + i0 * ldc + j0, ldc, alpha, mr, std::min(NR, N - j0));
+                }
+            }
+        }
+    });
+}
+
+// In-place lower Cholesky factor L (A = L L^T) of the n x n symmetric matrix in a (row-major,
+// row stride lda; only the lower triangle is read, the upper one is left as scratch). Blocked
+// right-looking: factor a 64-column panel, then subtract its outer product from the trailing
+// matrix with rank_update (n^3 / 3 multiply-adds, nearly all in that update). Returns false when
+// a pivot is not positive (the matrix is not positive definite to working precision).
+inline bool cholesky_lower(double* a, std::size_t n, std::size_t lda, thread_pool& pool) {
+    constexpr std::size_t nb = 64;
+    std::vector<double> panel_t;  // the panel below the diagonal block, transposed: nb x rest
+    for (std::size_t k0 = 0; k0 < n; k0 += nb) {
+        const std::size_t k1 = std::min(n, k0 + nb);
+        // The diagonal block, column by column.
+        for (std::size_t j = k0; j < k1; ++j) {
+            double d = a[j * lda + j];
+            for (std::size_t m = k0; m < j; ++m) d -= a[j * lda + m] * a[j * lda + m];
+            if (!(d > 0.0) || !std::isfinite(d)) return false;
+            const double ljj = std::sqrt(d);
+            a[j * lda + j] = ljj;
+            for (std::size_t i = j + 1; i < k1; ++i) {
+                double s = a[i * lda + j];
+                for (std::size_t m = k0; m < j; ++m) s -= a[i * lda + m] * a[j * lda + m];
+                a[i * lda + j] = s / ljj;
+            }
+        }
+        if (k1 == n) break;
+        // The rows below: L[i][k0:k1] solves L[i] L_kk^T = A[i], one row per task slice.
+        const std::size_t rest = n - k1;
+        pool.parallel_for(rest, 16, [&](std::size_t i0, std::size_t i1) {
+            for (std::size_t i = k1 + i0; i < k1 + i1; ++i) {
+                double* ai = a + i * lda;
+                for (std::size_t j = k0; j < k1; ++j) {
+                    double s = ai[j];
+                    const double* aj = a + j * lda;
+                    for (std::size_t m = k0; m < j; ++m) s -= ai[m] * aj[m];
+                    ai[j] = s / aj[j];
+                }
+            }
+        });
+        // Trailing update: A[i][j] -= sum_m L[i][m] L[j][m] for k1 <= j <= i.
+        const std::size_t kb = k1 - k0;
+        panel_t.assign(kb * rest, 0.0);
+        for (std::size_t i = 0; i < rest; ++i)
+            for (std::size_t m = 0; m < kb; ++m) panel_t[m * rest + i] = a[(k1 + i) * lda + k0 + m];
+        rank_update<double>(rest, rest, kb, strided<double>{a + k1 * lda + k0, lda, 1}, panel_t.data(), rest,
+                            a + k1 * lda + k1, lda, -1.0, true, pool);
+    }
+    return true;
+}
+
+}  // namespace linalg
+}  // namespace edgeq

@@ -1,0 +1,249 @@
+// The calibration driver (engine/calibrate.hpp): windows, the statistics each matrix sees, and
+// the block-by-block order (later blocks see what the quantized earlier blocks compute).
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <edgeq/engine/calibrate.hpp>
+#include <edgeq/kernel/simd/dense.hpp>
+
+namespace eq = edgeq;
+namespace engine = edgeq::engine;
+
+namespace {
+
+// A small random model (GQA, q_dim != dim) whose matrices are dense f32.
+// loud: every 13th channel of the norms 8 times louder, as real models have a few outlier
+// channels (what AWQ protects).
+engine::llama_model tiny_model(unsigned seed, int n_kv_heads = 2, bool loud = false) {
+    engine::llama_config c;
+    c.dim = 64;
+    c.hidden_dim = 96;
+    c.n_layers = 2;
+    c.n_heads = 4;
+    c.n_kv_heads = n_kv_heads;
+    c.head_dim = 16;
+    c.vocab_size = 50;
+    c.seq_len = 32;
+    std::mt19937 g(seed);
+    std::normal_distribution<float> nd(0.0f, 0.2f);
+    engine::tensor_source src;
+    src.matrix = [&](const std::string&, std::size_t r, std::size_t cols) {
+        std::vector<float> w(r * cols);
+        for (float& v : w) v = nd(g);
+        return eq::make_dense_linear<eq::dense_f32>({w.data(), r, cols});
+    };
+    src.vector = [&](const std::string&, std::size_t n) {
+        std::vector<float> v(n);
+        for (std::size_t i = 0; i < n; ++i) v[i] = (1.0f + nd(g)) * (loud && i % 13 == 0 ? 8.0f : 1.0f);
+        return v;
+    };
+    return engine::model_from_tensors(c, src);
+}
+
+std::unique_ptr<eq::linear> dense_copy(const engine::calib_matrix& m) {
+    return eq::make_dense_linear<eq::dense_f32>(m.weights);
+}
+
+std::vector<float> last_logits(const engine::llama_model& m, const std::vector<int>& ids) {
+    engine::llama_session s(m);
+    return s.prompt(ids);
+}
+
+}  // namespace
+
+TEST_CASE("calibration windows: seeded, inside the text, refused when the text is short", "[calibrate]") {
+    std::vector<int> text(100);
+    for (int i = 0; i < 100; ++i) text[std::size_t(i)] = i;
+    const auto a = engine::calibration_windows(text, 5, 16, 7), b = engine::calibration_windows(text, 5, 16, 7);
+    CHECK(a == b);
+    CHECK(a != engine::calibration_windows(text, 5, 16, 8));
+    for (const auto& w : a) {
+        REQUIRE(w.size() == 16);
+        for (std::size_t i = 1; i < w.size(); ++i) CHECK(w[i] == w[i - 1] + 1);  // contiguous
+    }
+    CHECK_THROWS_WITH(engine::calibration_windows(text, 2, 101), Catch::Contains("fewer than one window"));
+}
+
+TEST_CASE("quantize_calibrated: every matrix once, in order, with its input statistics", "[calibrate]") {
+    engine::llama_model m = tiny_model(1);
+    const std::vector<int> ids = {1, 5, 9, 2, 33, 7, 7, 12};
+    const std::vector<float> before = last_logits(m, ids);
+    std::vector<int> text(200);
+    std::mt19937 g(2);
+    for (int& t : text) t = int(g() % 50);
+    const auto windows = engine::calibration_windows(text, 3, 20, 1);
+
+    std::vector<std::string> names;
+    std::map<std::string, std::size_t> cols_seen;
+    engine::calib_options opt;
+    opt.on_stats = [&](const std::string& name, const eq::input_stats& s) { cols_seen[name] = s.cols(); };
+    engine::quantize_calibrated(
+        m, windows,
+        [&](const engine::calib_matrix& j) {
+            names.push_back(j.name);
+            CHECK(j.inputs.samples() == 60);  // every token of every window, each shared input once
+            CHECK(j.inputs.cols() == j.weights.cols);
+            CHECK(j.inputs.has_hessian());
+            return dense_copy(j);
+        },
+        opt);
+    REQUIRE(names.size() == 14);
+    CHECK(names[0] == "blk.0.attn_q");
+    CHECK(names[3] == "blk.0.attn_output");
+    CHECK(names[6] == "blk.0.ffn_down");
+    CHECK(names[13] == "blk.1.ffn_down");
+    CHECK(cols_seen["blk.1.attn_output"] == 64);  // q_dim = 4 x 16
+    CHECK(cols_seen["blk.1.ffn_down"] == 96);
+    CHECK(last_logits(m, ids) == before);  // exact copies change nothing
+}
+
+TEST_CASE("quantize_calibrated: later blocks are calibrated on the quantized earlier ones", "[calibrate]") {
+    // Block 0 quantized to zero matrices passes its input through (residuals only), so block 1's
+    // attention input is rmsnorm(embedding) * attn_norm: its E[x^2] is known exactly.
+    engine::llama_model m = tiny_model(3);
+    std::vector<int> text(60);
+    for (std::size_t i = 0; i < text.size(); ++i) text[i] = int(i % 50);
+    const auto windows = engine::calibration_windows(text, 2, 10, 4);
+    std::vector<float> seen;
+    engine::calib_options opt;
+    opt.hessian = false;
+    engine::quantize_calibrated(m, windows, [&](const engine::calib_matrix& j) -> std::unique_ptr<eq::linear> {
+        if (j.name == "blk.1.attn_q") seen = j.inputs.importance();
+        if (j.layer == 0) {
+            std::vector<float> zero(j.weights.rows * j.weights.cols, 0.0f);
+            return eq::make_dense_linear<eq::dense_f32>({zero.data(), j.weights.rows, j.weights.cols});
+        }
+        return dense_copy(j);
+    }, opt);
+    const std::size_t dim = 64;
+    std::vector<double> expect(dim, 0.0);
+    std::vector<float> x(dim), xn(dim);
+    std::size_t n = 0;
+    for (const auto& w : windows)
+        for (int t : w) {
+            m.token_embd->dequantize_row(std::size_t(t), x.data());
+            engine::rmsnorm(xn.data(), x.data(), m.layers[1].attn_norm.data(), dim, m.config.rms_eps);
+            for (std::size_t c = 0; c < dim; ++c) expect[c] += double(xn[c]) * xn[c];
+            ++n;
+        }
+    REQUIRE(seen.size() == dim);
+    for (std::size_t c = 0; c < dim; ++c) CHECK(seen[c] == Approx(expect[c] / double(n)).epsilon(1e-5));
+}
+
+TEST_CASE("quantize_calibrated: AWQ-style scales folded into norms, v and up leave the float model unchanged", "[calibrate]") {
+    for (int kv : {4, 2}) {  // without GQA o's scales fold into v; with it o is left alone
+        INFO("n_kv_heads " << kv);
+        engine::llama_model m = tiny_model(5, kv);
+        const std::vector<int> ids = {4, 8, 15, 16, 23, 42, 1, 2};
+        const std::vector<float> before = last_logits(m, ids);
+        std::vector<int> text(80);
+        for (std::size_t i = 0; i < text.size(); ++i) text[i] = int((i * 7) % 50);
+        engine::calib_options opt;
+        opt.hessian = false;
+        opt.sample_rows = 8;
+        std::vector<engine::layer_input> searched;
+        opt.scale_search = [&](const engine::calib_group& g) {
+            searched.push_back(g.input);
+            CHECK(g.sample.rows == 8);
+            CHECK(g.sample.cols == g.inputs.cols());
+            std::vector<float> sc(g.inputs.cols());
+            for (std::size_t j = 0; j < sc.size(); ++j) sc[j] = 0.5f + float(j % 7) * 0.25f;
+            return sc;
+        };
+        int scaled = 0;
+        engine::quantize_calibrated(m, engine::calibration_windows(text, 2, 12, 9), [&](const engine::calib_matrix& j) {
+            scaled += j.scales.empty() ? 0 : 1;
+            return dense_copy(j);
+        }, opt);
+        CHECK(searched.size() == std::size_t(kv == 4 ? 8 : 6));
+        CHECK(scaled == (kv == 4 ? 14 : 12));
+        const std::vector<float> after = last_logits(m, ids);
+        double num = 0, den = 0;
+        for (std::size_t i = 0; i < after.size(); ++i) {
+            num += (after[i] - before[i]) * (after[i] - before[i]);
+            den += before[i] * before[i];
+        }
+        CHECK(std::sqrt(num / den) < 1e-5);
+        CHECK(after != before);  // the weights did change (rounding differs)
+    }
+}
+
+#include <edgeq/engine/mixtures.hpp>
+
+TEST_CASE("llama.cpp mixtures: q4_k_m gives attn_v and ffn_down Q6_K where llama-quantize does", "[mixtures]") {
+    // 22 layers (TinyLlama): more bits for layers < 2, >= 19, and (i - 2) % 3 == 2.
+    std::vector<int> six;
+    for (int i = 0; i < 22; ++i)
+        if (engine::mixture_type("q4_k_m", "blk." + std::to_string(i) + ".attn_v.weight", i, 22, 8, 2048) == "q6_k")
+            six.push_back(i);
+    CHECK(six == std::vector<int>{0, 1, 4, 7, 10, 13, 16, 19, 20, 21});
+    CHECK(engine::mixture_type("q4_k_m", "blk.4.ffn_down.weight", 4, 22, 8, 5632) == "q6_k");
+    CHECK(engine::mixture_type("q4_k_m", "blk.5.ffn_down.weight", 5, 22, 8, 5632) == "q4_k");
+    CHECK(engine::mixture_type("q4_k_m", "blk.5.attn_q.weight", 5, 22, 8, 2048) == "q4_k");
+    CHECK(engine::mixture_type("q4_k_m", "output.weight", 0, 22, 8, 2048) == "q6_k");
+    CHECK(engine::mixture_type("q4_k_m", "token_embd.weight", 0, 22, 8, 2048) == "q4_k");
+    CHECK(engine::mixture_type("q4_k_m", "token_embd.weight", 0, 22, 8, 2048, true) == "q6_k");  // tied
+    CHECK(engine::mixture_type("q2_k", "blk.0.attn_v.weight", 0, 22, 8, 2048) == "q4_k");       // GQA >= 4
+    CHECK(engine::mixture_type("q2_k", "blk.0.attn_v.weight", 0, 22, 1, 2048) == "q3_k");
+    CHECK(engine::mixture_type("q3_k_m", "blk.1.attn_v.weight", 1, 22, 1, 2048) == "q5_k");
+    CHECK(engine::mixture_type("q4_k_s", "blk.3.attn_v.weight", 3, 22, 1, 2048) == "q5_k");
+    // Rows of 64 (TinyStories-656K) cannot hold 256-weight blocks: llama.cpp's fallbacks.
+    CHECK(engine::mixture_type("q4_k_m", "blk.5.attn_q.weight", 5, 22, 1, 64) == "q5_0");
+    CHECK(engine::mixture_type("q4_k_m", "blk.0.attn_v.weight", 0, 22, 1, 64) == "q8_0");
+    CHECK(engine::mixture_type("q4_k_m", "output.weight", 0, 22, 1, 64) == "q8_0");
+    CHECK_THROWS_WITH(engine::mixture_type("q4_k_x", "output.weight", 0, 1, 1, 256), Catch::Contains("unknown mixture"));
+}
+
+#include <edgeq/engine/quantize_model.hpp>
+
+namespace {
+// Relative L2 distance of the logits of every calibration token from the float model's.
+double logits_error(const engine::llama_model& q, const engine::llama_model& f, const std::vector<std::vector<int>>& windows) {
+    double num = 0, den = 0;
+    for (const auto& w : windows) {
+        engine::llama_session a(q), b(f);
+        std::vector<float> la(w.size() * 50), lb(w.size() * 50);
+        a.eval(w.data(), w.size(), la.data(), true);
+        b.eval(w.data(), w.size(), lb.data(), true);
+        for (std::size_t i = 0; i < la.size(); ++i) num += (la[i] - lb[i]) * (la[i] - lb[i]), den += lb[i] * lb[i];
+    }
+    return std::sqrt(num / den);
+}
+
+template <class S>
+double calibrated_error(const std::vector<std::vector<int>>& windows, std::string& scheme_seen) {
+    engine::llama_model m = tiny_model(21, 4, true);
+    const engine::llama_model f = tiny_model(21, 4, true);
+    const engine::calib_plan p = engine::plan_of<S>();
+    engine::quantize_calibrated(m, windows, p.quantize, p.options);
+    scheme_seen = m.layers[1].w2->scheme_name();
+    return logits_error(m, f, windows);
+}
+}  // namespace
+
+TEST_CASE("plan_of: GPTQ and AWQ through the calibration driver beat RTN on their calibration tokens", "[calibrate][gptq]") {
+    std::vector<int> text(400);
+    std::mt19937 g(5);
+    for (int& t : text) t = int(g() % 50);
+    const auto windows = engine::calibration_windows(text, 4, 24, 2);
+    using rtn3 = eq::scheme<eq::bits<3>, eq::group<32>>;
+    using gptq3 = eq::scheme<eq::gptq<>, eq::bits<3>, eq::group<32>>;
+    using awq3 = eq::scheme<eq::awq<>, eq::bits<3>, eq::group<32>>;
+    std::string n_rtn, n_gptq, n_awq;
+    const double e_rtn = calibrated_error<rtn3>(windows, n_rtn);
+    const double e_gptq = calibrated_error<gptq3>(windows, n_gptq);
+    const double e_awq = calibrated_error<awq3>(windows, n_awq);
+    CHECK(n_rtn == "int3-g32");
+    CHECK(n_gptq == "gptq-int3-g32");
+    CHECK(n_awq == "awq-int3-g32");
+    INFO("logits error: rtn " << e_rtn << ", gptq " << e_gptq << ", awq " << e_awq);
+    CHECK(e_gptq < 0.9 * e_rtn);
+    CHECK(e_awq < e_rtn);
+    CHECK_FALSE(engine::plan_of<rtn3>().needs_calibration);
+    CHECK(engine::plan_of<gptq3>().options.hessian);
+}
