@@ -33,7 +33,8 @@ template <>
 inline __m256i plane256<4>(const std::uint8_t* in) {
     const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in));
     const __m128i m = _mm_set1_epi8(0x0f);
-    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
+    // (low nibbles, high nibbles); gcc before 8 has no _mm256_set_m128i.
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(b, m)), _mm_and_si128(_mm_srli_epi16(b, 4), m), 1);
 }
 template <>
 inline __m256i plane256<2>(const std::uint8_t* in) {
