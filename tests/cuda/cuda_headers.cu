@@ -14,6 +14,10 @@
 #include <edgeq/policy/scale.hpp>
 #include <edgeq/policy/zero_point.hpp>
 #include <edgeq/scheme.hpp>
+#include <edgeq/format/ggml/blocks.hpp>
+#include <edgeq/format/ggml/decode.hpp>
+#include <edgeq/format/ggml/format.hpp>
+#include <edgeq/kernel/cuda/ggml.cuh>
 #include <edgeq/kernel/cuda/grouped.cuh>
 
 #if !defined(EDGEQ_CUDA)

@@ -1,5 +1,5 @@
-// Device-side unpacking of a 32-weight chunk (core/bitpack.hpp) and the conversion of codes to
-// float, for CUDA >= 10.2 and sm_53 upwards. C++14; includes nothing but plain headers.
+// Device-side unpacking of a 32-weight chunk (core/bitpack.hpp) into bytes of codes, for
+// CUDA >= 10.2 and sm_53 upwards. C++14; includes nothing but plain headers.
 #pragma once
 #include <cstdint>
 
@@ -49,14 +49,6 @@ __device__ __forceinline__ std::uint32_t codes4(const std::uint32_t (&w)[Bits], 
     }
     return c;
 }
-
-// float(byte b of c) + 2^23, built from bits with one byte permute: 0x4B000000 is 2^23, whose
-// mantissa's low byte takes the code. Subtracting (2^23 + zero point) then gives q - z exactly.
-// This replaces an int->float conversion, which Maxwell (sm_5x) runs at a quarter of FMA rate.
-__device__ __forceinline__ float biased_code(std::uint32_t c, int b) {
-    return __int_as_float(int(__byte_perm(c, 0x4B000000u, 0x7540u | unsigned(b))));
-}
-constexpr float code_bias = 8388608.0f;  // 2^23
 
 }  // namespace cuda
 }  // namespace kernel

@@ -1,0 +1,138 @@
+// Prompt GEMM Y = X W^T (X: n tokens x cols, Y: n x rows) for any adaptor of gemv_core.cuh.
+// C++14, nvcc >= 10.2, sm_53 upwards.
+//
+// Up to 16 tokens the batched GEMV of gemv_core.cuh is used (it streams the weights once and is
+// bound by memory like the GEMV). Beyond, a tiled kernel: a block owns 64 rows x 64 tokens;
+// per step of 64 columns, half its threads decode the 64 x 64 weight tile into shared memory
+// (each weight is decoded once per 64 tokens) while the other half stage the activations, then
+// every thread accumulates a 4 x 4 tile in fp32. No tensor cores: sm_53 has none, and this is
+// the path that must work there; mma.sync for sm_80+ is future work (docs/cuda.md).
+#pragma once
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+#include "../../config.hpp"
+#include "../../core/error.hpp"
+#include "gemv_core.cuh"
+
+namespace edgeq {
+namespace kernel {
+namespace cuda {
+
+// 4 activations of one token at column k (k % 4 == 0) as floats.
+__device__ __forceinline__ float4 load_x4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ float4 load_x4(const __half* p) {
+    const uint2 u = *reinterpret_cast<const uint2*>(p);
+    const float2 a = __half22float2(as_half2(u.x)), b = __half22float2(as_half2(u.y));
+    return make_float4(a.x, a.y, b.x, b.y);
+}
+
+constexpr int gemm_tile = 64;
+
+template <class A, class XT, class YT>
+__global__ void __launch_bounds__(256) gemm_tiled_kernel(const A a, const XT* __restrict__ x, YT* __restrict__ y, std::size_t n) {
+    constexpr int T = gemm_tile;
+    __shared__ __half2 table[table_storage<A>::size];
+    __shared__ float ws[T][T];      // [column in step][row]: rows contiguous for the 4-row reads
+    __shared__ float xs[T][T + 1];  // [column in step][token]; +1 spreads the transposing stores
+    if (A::table_size > 0) {
+        for (int i = int(threadIdx.x); i < A::table_size; i += 256) table[i] = A::table_entry(i);
+        __syncthreads();
+    }
+    const std::size_t m0 = std::size_t(blockIdx.x) * T, n0 = std::size_t(blockIdx.y) * T;
+    const int tid = int(threadIdx.x), tm = tid % 16, tn = tid / 16;
+    float acc[4][4] = {};
+
+    for (std::size_t k0 = 0; k0 < a.cols; k0 += T) {
+        if (tid < 2 * T) {
+            // One unit (32 weights) of one row, decoded to fp32: s * v - m.
+            const int ml = tid % T, du = tid / T;
+            const std::size_t r = m0 + std::size_t(ml) < a.rows ? m0 + std::size_t(ml) : a.rows - 1;
+            const std::size_t u = k0 / 32 + std::size_t(du);
+            typename A::raw raw;
+            a.load(r, u, raw);
+            __half2 v[16];
+            float s[A::groups], m;
+            a.decode(raw, table, v, s, m);
+#pragma unroll
+            for (int i = 0; i < 16; ++i) {
+                const float2 f = __half22float2(v[i]);
+                const float sc = s[(i / 4) % A::groups];
+                const int c = 32 * du + 2 * i;
+                ws[c][ml] = fmaf(sc, f.x, -m);
+                ws[c + 1][ml] = fmaf(sc, f.y, -m);
+            }
+        } else {
+#pragma unroll
+            for (int j = 0; j < 8; ++j) {
+                const int idx = (tid - 2 * T) + 2 * T * j;  // 16 groups of 4 columns x 64 tokens
+                const int tok = idx / 16, kq = 4 * (idx % 16);
+                float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                if (n0 + std::size_t(tok) < n) v = load_x4(x + (n0 + std::size_t(tok)) * a.cols + k0 + std::size_t(kq));
+                xs[kq][tok] = v.x;
+                xs[kq + 1][tok] = v.y;
+                xs[kq + 2][tok] = v.z;
+                xs[kq + 3][tok] = v.w;
+            }
+        }
+        __syncthreads();
+#pragma unroll 8
+        for (int k = 0; k < T; ++k) {
+            const float4 wv = *reinterpret_cast<const float4*>(&ws[k][4 * tm]);
+            float xv[4];
+#pragma unroll
+            for (int j = 0; j < 4; ++j) xv[j] = xs[k][4 * tn + j];
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                acc[0][j] = fmaf(wv.x, xv[j], acc[0][j]);
+                acc[1][j] = fmaf(wv.y, xv[j], acc[1][j]);
+                acc[2][j] = fmaf(wv.z, xv[j], acc[2][j]);
+                acc[3][j] = fmaf(wv.w, xv[j], acc[3][j]);
+            }
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        const std::size_t t = n0 + std::size_t(4 * tn + j);
+        if (t >= n) continue;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const std::size_t r = m0 + std::size_t(4 * tm + i);
+            if (r < a.rows) store_y(y + t * a.rows + r, acc[i][j]);
+        }
+    }
+}
+
+template <class A, class XT, class YT>
+void launch_gemm_impl(const A& a, const XT* x, YT* y, std::size_t n, cudaStream_t stream, std::true_type) {
+    if (a.cols % gemm_tile) throw error("cuda::gemm: the row length must be a multiple of 64");
+    const dim3 grid(unsigned((a.rows + gemm_tile - 1) / gemm_tile), unsigned((n + gemm_tile - 1) / gemm_tile));
+    gemm_tiled_kernel<A, XT, YT><<<grid, 256, 0, stream>>>(a, x, y, n);
+    const cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) throw error(std::string("cuda::gemm: kernel launch failed: ") + cudaGetErrorString(e));
+}
+// Formats whose units do not cover consecutive columns (Q6_K) take 16 tokens per launch.
+template <class A, class XT, class YT>
+void launch_gemm_impl(const A& a, const XT* x, YT* y, std::size_t n, cudaStream_t stream, std::false_type) {
+    launch_gemv<gemv_config<0>>(a, x, y, n, stream);
+}
+
+template <class A, class XT, class YT>
+void launch_gemm(const A& a, const XT* x, YT* y, std::size_t n, cudaStream_t stream) {
+    if (a.rows == 0 || n == 0) return;
+    if (!x || !y) throw error("cuda::gemm: a null activation or output pointer");
+    if (reinterpret_cast<std::uintptr_t>(x) % 16 || (a.cols * sizeof(XT)) % 16)
+        throw error("cuda::gemm: x must be 16-byte aligned and rows of x a multiple of 16 bytes");
+    if (n <= 16) return launch_gemv<gemv_config<0>>(a, x, y, n, stream);
+    launch_gemm_impl(a, x, y, n, stream, std::integral_constant<bool, A::contiguous>{});
+}
+
+}  // namespace cuda
+}  // namespace kernel
+}  // namespace edgeq

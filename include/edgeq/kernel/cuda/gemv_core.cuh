@@ -1,0 +1,592 @@
+// The GEMV / small-batch GEMM skeleton shared by every CUDA weight format (grouped.cuh, ggml.cuh).
+// C++14 for nvcc >= 10.2, sm_53 upwards: half2 arithmetic only where sm_53 has it.
+//
+// A format is described by an adaptor (see grouped.cuh, ggml.cuh) that cuts each row into units
+// of 32 weights and, for one unit, loads its bytes (load), and turns them into 16 half2 values
+// paired with 32 activations (decode) plus up to four fp32 scales (one per run of 8 weights) and
+// a term that multiplies the sum of the unit's activations (k-quant minimums).
+//
+// Arithmetic. Decoded values are small integers (q - z, exact in half) or code-book values; the
+// activations are converted to half once per unit, pre-scaled by 2^-x_shift so that a run of
+// half products cannot overflow (|x| up to ~4000 for 4-bit codes summed over 16 products, ~16000
+// for 8-bit codes summed over 4; see docs/cuda.md); each run's half2 sum goes to fp32 before the
+// scale. So the multiply-adds, the costly part on a Jetson Nano's Maxwell (128 fp32 lanes at
+// 0.92 GHz cannot keep up with 25.6 GB/s of 4-bit weights in fp32), are half2 FMAs at twice the
+// fp32 rate, and codes become halves with one byte permute per two weights (h2_bytes) instead
+// of an int->float conversion. Relative error against an fp32 reference is ~1e-3 of the largest
+// output, like any fp16 GEMV.
+//
+// Kernels. gemv_kernel: a block of Warps warps takes R rows, its threads stride over the rows'
+// units, loading a unit of all R rows before decoding; NT > 1 handles NT tokens at once (small
+// batches: the weights are decoded once per unit and applied to every token); batch-1 Q6_K.
+// gemv_staged_kernel (batch 1 default): x staged in shared memory, each warp owns R rows.
+// gemv_split_kernel (batch 1, rows too long to stage x): as gemv_kernel with x staged or not.
+// Launch shapes: gemv_config<SM>, measured with bench_cuda --tune.
+#pragma once
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+#include "../../config.hpp"
+#include "../../core/error.hpp"
+
+namespace edgeq {
+namespace kernel {
+namespace cuda {
+
+__device__ __forceinline__ __half2 as_half2(std::uint32_t u) {
+    __half2 h;
+    static_assert(sizeof(h) == 4, "half2 is 4 bytes");
+    *reinterpret_cast<std::uint32_t*>(&h) = u;
+    return h;
+}
+__device__ __forceinline__ std::uint32_t h2_bits(__half2 h) {
+    return *reinterpret_cast<const std::uint32_t*>(&h);
+}
+
+// half2(1024 + byte b0, 1024 + byte b1) of c: 0x64 in a half's high byte is 2^10, whose mantissa
+// takes the byte exactly. Sel picks the bytes: 0x4140 bytes 0 and 1, 0x4342 bytes 2 and 3.
+template <unsigned Sel>
+__device__ __forceinline__ __half2 h2_bytes(std::uint32_t c) {
+    return as_half2(__byte_perm(c, 0x64646464u, Sel));
+}
+
+// Four bytes (codes < 256) to two half2 of (code - offset), exact for |code - offset| <= 2048.
+__device__ __forceinline__ void bytes_to_h2(std::uint32_t c, __half2 off, __half2& lo, __half2& hi) {
+    lo = __hsub2(h2_bytes<0x4140u>(c), off);
+    hi = __hsub2(h2_bytes<0x4342u>(c), off);
+}
+
+// 4 * N bytes starting at a 2-byte aligned address, as N words (llama.cpp blocks of 18, 34 or
+// 210 bytes are only 2-byte aligned): N + 1 aligned loads and a funnel shift when p % 4 == 2.
+template <int N>
+__device__ __forceinline__ void load_words_a2(const std::uint8_t* p, std::uint32_t (&out)[N]) {
+    const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p);
+    const unsigned int* base = reinterpret_cast<const unsigned int*>(a & ~std::uintptr_t(3));
+    const bool odd = (a & 2u) != 0;
+    std::uint32_t w[N + 1];
+#pragma unroll
+    for (int i = 0; i < N + 1; ++i) w[i] = (i < N || odd) ? __ldg(base + i) : 0u;
+#pragma unroll
+    for (int i = 0; i < N; ++i) out[i] = odd ? __funnelshift_r(w[i], w[i + 1], 16) : w[i];
+}
+
+__device__ __forceinline__ float ld_half(const std::uint8_t* p) {
+    return __half2float(__ushort_as_half(__ldg(reinterpret_cast<const unsigned short*>(p))));
+}
+
+// --- activations -----------------------------------------------------------------------------
+
+// 8 consecutive activations as 4 half2, times 2^-Shift; `sum` gets their fp32 sum (times the
+// same factor) when the format needs it.
+template <int Shift, bool Sum>
+__device__ __forceinline__ void load_x8(const float* p, __half2* v, float& sum) {
+    constexpr float k = 1.0f / float(1 << Shift);
+    const float4 a = __ldg(reinterpret_cast<const float4*>(p));
+    const float4 b = __ldg(reinterpret_cast<const float4*>(p) + 1);
+    v[0] = __floats2half2_rn(a.x * k, a.y * k);
+    v[1] = __floats2half2_rn(a.z * k, a.w * k);
+    v[2] = __floats2half2_rn(b.x * k, b.y * k);
+    v[3] = __floats2half2_rn(b.z * k, b.w * k);
+    if (Sum) sum += ((a.x + a.y) + (a.z + a.w) + ((b.x + b.y) + (b.z + b.w))) * k;
+}
+template <int Shift, bool Sum>
+__device__ __forceinline__ void load_x8(const __half* p, __half2* v, float& sum) {
+    const uint4 u = __ldg(reinterpret_cast<const uint4*>(p));
+    const __half2 k = __float2half2_rn(1.0f / float(1 << Shift));
+    v[0] = __hmul2(as_half2(u.x), k);
+    v[1] = __hmul2(as_half2(u.y), k);
+    v[2] = __hmul2(as_half2(u.z), k);
+    v[3] = __hmul2(as_half2(u.w), k);
+    if (Sum) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) sum += __low2float(v[i]) + __high2float(v[i]);
+    }
+}
+
+// The unit's 32 activations: 4 runs of 8 starting where the adaptor says (x_run).
+template <class A, class XT>
+__device__ __forceinline__ float load_x(const A& a, const XT* x, std::size_t u, __half2 (&v)[16]) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) load_x8<A::x_shift, A::needs_xsum>(x + a.x_run(u, i), v + 4 * i, sum);
+    return sum;
+}
+
+// Sum over the unit of value * activation: runs of 8 in half2 (4 FMAs), then fp32. One scale
+// (groups == 1): the four runs are added in half unless the format asks for fp32 (8-bit codes).
+template <class A>
+__device__ __forceinline__ float combine(const __half2 (&v)[16], const __half2 (&x)[16], const float (&s)[A::groups],
+                                         float m, float xsum) {
+    __half2 acc[4];
+#pragma unroll
+    for (int g = 0; g < 4; ++g) {
+        acc[g] = __hmul2(v[4 * g], x[4 * g]);
+#pragma unroll
+        for (int i = 1; i < 4; ++i) acc[g] = __hfma2(v[4 * g + i], x[4 * g + i], acc[g]);
+    }
+    float r;
+    if (A::groups == 4) {
+        r = 0.0f;
+#pragma unroll
+        for (int g = 0; g < 4; ++g) r = fmaf(s[g % A::groups], __low2float(acc[g]) + __high2float(acc[g]), r);
+    } else if (A::fp32_runs) {
+        float t = 0.0f;
+#pragma unroll
+        for (int g = 0; g < 4; ++g) t += __low2float(acc[g]) + __high2float(acc[g]);
+        r = s[0] * t;
+    } else {
+        const __half2 h = __hadd2(__hadd2(acc[0], acc[1]), __hadd2(acc[2], acc[3]));
+        r = s[0] * (__low2float(h) + __high2float(h));
+    }
+    if (A::needs_xsum) r = fmaf(-m, xsum, r);
+    return r;
+}
+
+template <class YT>
+__device__ __forceinline__ void store_y(YT* p, float v);
+template <>
+__device__ __forceinline__ void store_y<float>(float* p, float v) {
+    *p = v;
+}
+template <>
+__device__ __forceinline__ void store_y<__half>(__half* p, float v) {
+    *p = __float2half_rn(v);
+}
+
+template <class A>
+struct table_storage {
+    static constexpr int size = A::table_size > 0 ? A::table_size : 1;
+};
+
+// y[t][r] = sum_k W[r][k] x[t][k] for t < NT; x is NT x cols, y NT x rows, both row-major.
+template <class A, class XT, class YT, int Warps, int R, int NT>
+__global__ void __launch_bounds__(Warps * 32)
+    gemv_kernel(const A a, const XT* __restrict__ x, YT* __restrict__ y) {
+    __shared__ __half2 table[table_storage<A>::size];
+    __shared__ float partial[Warps][R * NT];
+    if (A::table_size > 0) {
+        for (int i = int(threadIdx.x); i < A::table_size; i += Warps * 32) table[i] = A::table_entry(i);
+        __syncthreads();
+    }
+    const std::size_t r0 = std::size_t(blockIdx.x) * R;
+    std::size_t row[R];
+#pragma unroll
+    for (int i = 0; i < R; ++i) row[i] = r0 + std::size_t(i) < a.rows ? r0 + std::size_t(i) : a.rows - 1;
+
+    float acc[R][NT];
+#pragma unroll
+    for (int i = 0; i < R; ++i)
+#pragma unroll
+        for (int t = 0; t < NT; ++t) acc[i][t] = 0.0f;
+
+    for (std::size_t u = threadIdx.x; u < a.units; u += Warps * 32) {
+        typename A::raw raw[R];
+#pragma unroll
+        for (int i = 0; i < R; ++i) a.load(row[i], u, raw[i]);
+        __half2 v[R][16];
+        float s[R][A::groups], m[R];
+#pragma unroll
+        for (int i = 0; i < R; ++i) a.decode(raw[i], table, v[i], s[i], m[i]);
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+            __half2 xv[16];
+            const float xsum = load_x(a, x + std::size_t(t) * a.cols, u, xv);
+#pragma unroll
+            for (int i = 0; i < R; ++i) acc[i][t] += combine<A>(v[i], xv, s[i], m[i], xsum);
+        }
+    }
+
+    const unsigned lane = threadIdx.x % 32u, warp = threadIdx.x / 32u;
+#pragma unroll
+    for (int i = 0; i < R; ++i)
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+            float v = acc[i][t];
+#pragma unroll
+            for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+            if (lane == 0) partial[warp][i * NT + t] = v;
+        }
+    __syncthreads();
+    constexpr float unscale = float(1 << A::x_shift);
+    for (int j = int(threadIdx.x); j < R * NT; j += Warps * 32) {
+        float v = 0.0f;
+#pragma unroll
+        for (int w = 0; w < Warps; ++w) v += partial[w][j];
+        const std::size_t r = r0 + std::size_t(j / NT);
+        if (r < a.rows) store_y(y + std::size_t(j % NT) * a.rows + r, v * unscale);
+    }
+}
+
+// Batch 1: each warp owns R rows and reads them whole (lanes take every 32nd unit), so warps
+// drift apart and keep the memory pipe full. The activations are staged once per block in shared
+// memory as pre-scaled half2 (and, for k-quants, each unit's fp32 activation sum): a unit's 32
+// activations are then four 16-byte shared loads instead of 8 global loads, 32 multiplies and 16
+// conversions per warp and unit. Formats with A::staged_order keep their nibble pairs as stored
+// (decode_staged) and the staged x is permuted to match, once per block instead of per weight.
+//
+// 4-bit words as stored (edgeq's chunks and Q4_0 alike): byte k of word m holds code 4m + k in
+// its low nibble and 4m + 16 + k in its high nibble. ((w & 0x000f000f) | 0x64006400) is
+// half2(1024 + c[4m], 1024 + c[4m + 2]) in one lop3; the high nibbles give 1024 + 16 c, which one
+// hfma2 by 1/16 brings back. So slot 4m + e of the unit pairs the columns below.
+__device__ __forceinline__ int nibble_pair_col(int m, int e) { return 4 * m + (e & 2 ? 16 : 0) + (e & 1); }
+
+template <class A>
+__device__ __forceinline__ void decode_staged(const A& a, const typename A::raw& in, const __half2* table,
+                                              __half2 (&v)[16], float (&s)[A::groups], float& m, std::true_type) {
+    a.decode_paired(in, v, s, m);
+}
+template <class A>
+__device__ __forceinline__ void decode_staged(const A& a, const typename A::raw& in, const __half2* table,
+                                              __half2 (&v)[16], float (&s)[A::groups], float& m, std::false_type) {
+    a.decode(in, table, v, s, m);
+}
+template <class A>
+__device__ __forceinline__ void decode_staged(const A& a, const typename A::raw& in, const __half2* table,
+                                              __half2 (&v)[16], float (&s)[A::groups], float& m) {
+    decode_staged(a, in, table, v, s, m, std::integral_constant<bool, A::staged_order>{});
+}
+
+// The four nibble words of a 4-bit unit to 16 half2 of (code - z) in nibble_pair_col order:
+// per word one shift, four lop3, two hsub2, two hfma2 (exact: 1024 + 16 c and 64 + c are
+// integers a half holds).
+__device__ __forceinline__ void nibbles_paired(const std::uint32_t (&q)[4], float z, __half2 (&v)[16]) {
+    const __half2 lo_off = __float2half2_rn(1024.0f + z);
+    const __half2 sixteenth = __float2half2_rn(0.0625f), hi_off = __float2half2_rn(-64.0f - z);
+#pragma unroll
+    for (int m = 0; m < 4; ++m) {
+        const std::uint32_t w = q[m], w8 = q[m] >> 8;
+        v[4 * m] = __hsub2(as_half2((w & 0x000f000fu) | 0x64006400u), lo_off);
+        v[4 * m + 1] = __hsub2(as_half2((w8 & 0x000f000fu) | 0x64006400u), lo_off);
+        v[4 * m + 2] = __hfma2(as_half2((w & 0x00f000f0u) | 0x64006400u), sixteenth, hi_off);
+        v[4 * m + 3] = __hfma2(as_half2((w8 & 0x00f000f0u) | 0x64006400u), sixteenth, hi_off);
+    }
+}
+
+template <class A, bool Order = A::staged_order>
+struct x_stager;
+template <class A>
+struct x_stager<A, false> {
+    static __device__ __forceinline__ void run(const A& a, const float* x, __half2* xs) {
+        constexpr float k = 1.0f / float(1 << A::x_shift);
+        for (std::size_t p = threadIdx.x; p < a.cols / 2; p += blockDim.x) {
+            const float2 v = __ldg(reinterpret_cast<const float2*>(x) + p);
+            xs[p] = __floats2half2_rn(v.x * k, v.y * k);
+        }
+    }
+    static __device__ __forceinline__ void run(const A& a, const __half* x, __half2* xs) {
+        const __half2 k = __float2half2_rn(1.0f / float(1 << A::x_shift));
+        for (std::size_t p = threadIdx.x; p < a.cols / 2; p += blockDim.x)
+            xs[p] = __hmul2(__ldg(reinterpret_cast<const __half2*>(x) + p), k);
+    }
+};
+// nibble_pair_col order: a thread takes word m of unit u, i.e. columns 32u + 4m .. +3 and
+// 32u + 16 + 4m .. +3, and writes its four half2 with one 16-byte store.
+template <class A>
+struct x_stager<A, true> {
+    static __device__ __forceinline__ void run(const A& a, const float* x, __half2* xs) {
+        constexpr float k = 1.0f / float(1 << A::x_shift);
+        for (std::size_t i = threadIdx.x; i < a.cols / 8; i += blockDim.x) {
+            const std::size_t c = 32 * (i / 4) + 4 * (i % 4);
+            const float4 lo = __ldg(reinterpret_cast<const float4*>(x + c));
+            const float4 hi = __ldg(reinterpret_cast<const float4*>(x + c + 16));
+            uint4 o;
+            o.x = h2_bits(__floats2half2_rn(lo.x * k, lo.z * k));
+            o.y = h2_bits(__floats2half2_rn(lo.y * k, lo.w * k));
+            o.z = h2_bits(__floats2half2_rn(hi.x * k, hi.z * k));
+            o.w = h2_bits(__floats2half2_rn(hi.y * k, hi.w * k));
+            reinterpret_cast<uint4*>(xs)[i] = o;
+        }
+    }
+    static __device__ __forceinline__ void run(const A& a, const __half* x, __half2* xs) {
+        const __half2 k = __float2half2_rn(1.0f / float(1 << A::x_shift));
+        for (std::size_t i = threadIdx.x; i < a.cols / 8; i += blockDim.x) {
+            const std::size_t c = 32 * (i / 4) + 4 * (i % 4);
+            const uint2 lo = __ldg(reinterpret_cast<const uint2*>(x + c));
+            const uint2 hi = __ldg(reinterpret_cast<const uint2*>(x + c + 16));
+            uint4 o;  // (x0 x1)(x2 x3) -> (x0 x2)(x1 x3)
+            o.x = h2_bits(__hmul2(as_half2(__byte_perm(lo.x, lo.y, 0x5410u)), k));
+            o.y = h2_bits(__hmul2(as_half2(__byte_perm(lo.x, lo.y, 0x7632u)), k));
+            o.z = h2_bits(__hmul2(as_half2(__byte_perm(hi.x, hi.y, 0x5410u)), k));
+            o.w = h2_bits(__hmul2(as_half2(__byte_perm(hi.x, hi.y, 0x7632u)), k));
+            reinterpret_cast<uint4*>(xs)[i] = o;
+        }
+    }
+};
+
+template <class A, class XT>
+__device__ __forceinline__ void stage_x(const A& a, const XT* x, __half2* xs, float* xsums) {
+    x_stager<A>::run(a, x, xs);
+    if (A::needs_xsum)
+        for (std::size_t u = threadIdx.x; u < a.units; u += blockDim.x) {
+            __half2 tmp[16];
+            xsums[u] = load_x(a, x, u, tmp);
+        }
+}
+
+template <class A>
+__device__ __forceinline__ void load_staged_x(const A& a, const __half2* xs, std::size_t u, __half2 (&v)[16]) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const uint4 q = *reinterpret_cast<const uint4*>(xs + a.x_run(u, i) / 2);
+        v[4 * i] = as_half2(q.x), v[4 * i + 1] = as_half2(q.y), v[4 * i + 2] = as_half2(q.z), v[4 * i + 3] = as_half2(q.w);
+    }
+}
+
+template <class A>
+std::size_t staged_bytes(const A& a) {
+    return a.cols * 2 + (A::needs_xsum ? a.units * 4 : 0);
+}
+constexpr std::size_t staged_limit = 48 * 1024;  // without opting in; all of it on sm_53
+
+// One step of a lane: U units (u0, u0 + 32, ...) of R rows.
+template <class A, int U, int R>
+__device__ __forceinline__ void load_step(const A& a, const std::size_t (&row)[R], std::size_t u0,
+                                          typename A::raw (&raw)[U][R]) {
+#pragma unroll
+    for (int j = 0; j < U; ++j) {
+        const std::size_t u = u0 + 32 * std::size_t(j);
+        if (u < a.units) {
+#pragma unroll
+            for (int i = 0; i < R; ++i) a.load(row[i], u, raw[j][i]);
+        }
+    }
+}
+template <class A, int U, int R>
+__device__ __forceinline__ void compute_step(const A& a, const __half2* xs, const float* xsums, const __half2* table,
+                                             std::size_t u0, const typename A::raw (&raw)[U][R], float (&acc)[R]) {
+#pragma unroll
+    for (int j = 0; j < U; ++j) {
+        const std::size_t u = u0 + 32 * std::size_t(j);
+        if (u < a.units) {
+            __half2 xv[16];
+            load_staged_x(a, xs, u, xv);
+            const float xsum = A::needs_xsum ? xsums[u] : 0.0f;
+#pragma unroll
+            for (int i = 0; i < R; ++i) {
+                __half2 v[16];
+                float s[A::groups], m;
+                decode_staged(a, raw[j][i], table, v, s, m);
+                acc[i] += combine<A>(v, xv, s, m, xsum);
+            }
+        }
+    }
+}
+
+// Software pipelined: a lane's first loads are issued before x is staged (they overlap the
+// staging and the barrier), and each step's loads go out before the previous step is decoded,
+// so 2 U R loads per lane are in flight instead of U R followed by a stall. Two register
+// buffers, the loop unrolled twice so that neither is copied.
+template <class A, class XT, class YT, int Warps, int R, int U>
+__global__ void __launch_bounds__(Warps * 32)
+    gemv_staged_kernel(const A a, const XT* __restrict__ x, YT* __restrict__ y) {
+    extern __shared__ uint4 staged[];
+    __half2* xs = reinterpret_cast<__half2*>(staged);
+    float* xsums = reinterpret_cast<float*>(xs + a.cols / 2);
+    __shared__ __half2 table[table_storage<A>::size];
+    if (A::table_size > 0)
+        for (int i = int(threadIdx.x); i < A::table_size; i += Warps * 32) table[i] = A::table_entry(i);
+
+    const unsigned lane = threadIdx.x % 32u;
+    const std::size_t r0 = (std::size_t(blockIdx.x) * Warps + threadIdx.x / 32u) * R;
+    const bool active = r0 < a.rows;
+    std::size_t row[R];
+#pragma unroll
+    for (int i = 0; i < R; ++i) row[i] = r0 + std::size_t(i) < a.rows ? r0 + std::size_t(i) : a.rows - 1;
+
+    // No lambdas: a captured array would live in local memory.
+    typename A::raw p[U][R], q[U][R];
+    if (active) load_step<A, U, R>(a, row, lane, p);
+    stage_x(a, x, xs, xsums);
+    __syncthreads();
+    if (!active) return;  // after the barrier: the warp helped stage x
+
+    float acc[R];
+#pragma unroll
+    for (int i = 0; i < R; ++i) acc[i] = 0.0f;
+    constexpr std::size_t step = 32 * U;
+    for (std::size_t u0 = lane; u0 < a.units; u0 += 2 * step) {
+        load_step<A, U, R>(a, row, u0 + step, q);
+        compute_step<A, U, R>(a, xs, xsums, table, u0, p, acc);
+        if (u0 + step >= a.units) break;
+        load_step<A, U, R>(a, row, u0 + 2 * step, p);
+        compute_step<A, U, R>(a, xs, xsums, table, u0 + step, q, acc);
+    }
+    constexpr float unscale = float(1 << A::x_shift);
+#pragma unroll
+    for (int i = 0; i < R; ++i) {
+        float v = acc[i];
+#pragma unroll
+        for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+        if (lane == unsigned(i) && r0 + std::size_t(i) < a.rows) store_y(y + r0 + std::size_t(i), v * unscale);
+    }
+}
+
+// Batch 1 with the row split across the block: W warps share R rows, thread t takes units
+// t, t + 32 W, ... (U of them loaded together), so a row's loads are spread over many threads
+// and each thread has U * R independent loads in flight with few registers; x is staged as
+// above or read from global memory (L1) per unit; partial sums meet in shared memory.
+template <class A, class XT, class YT, int Warps, int R, int U, bool Staged>
+__global__ void __launch_bounds__(Warps * 32)
+    gemv_split_kernel(const A a, const XT* __restrict__ x, YT* __restrict__ y) {
+    extern __shared__ uint4 staged[];
+    __half2* xs = reinterpret_cast<__half2*>(staged);
+    float* xsums = reinterpret_cast<float*>(xs + a.cols / 2);
+    __shared__ __half2 table[table_storage<A>::size];
+    __shared__ float partial[Warps][R];
+    if (A::table_size > 0)
+        for (int i = int(threadIdx.x); i < A::table_size; i += Warps * 32) table[i] = A::table_entry(i);
+
+    const std::size_t r0 = std::size_t(blockIdx.x) * R;
+    std::size_t row[R];
+#pragma unroll
+    for (int i = 0; i < R; ++i) row[i] = r0 + std::size_t(i) < a.rows ? r0 + std::size_t(i) : a.rows - 1;
+    constexpr unsigned step = Warps * 32;
+
+    if (Staged) {
+        stage_x(a, x, xs, xsums);
+        __syncthreads();
+    }
+
+    float acc[R];
+#pragma unroll
+    for (int i = 0; i < R; ++i) acc[i] = 0.0f;
+    for (std::size_t u0 = threadIdx.x; u0 < a.units; u0 += step * U) {
+        typename A::raw raw[U][R];
+#pragma unroll
+        for (int j = 0; j < U; ++j) {
+            const std::size_t u = u0 + step * std::size_t(j);
+            if (u < a.units) {
+#pragma unroll
+                for (int i = 0; i < R; ++i) a.load(row[i], u, raw[j][i]);
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < U; ++j) {
+            const std::size_t u = u0 + step * std::size_t(j);
+            if (u < a.units) {
+                __half2 xv[16];
+                float xsum;
+                if (Staged) {
+                    load_staged_x(a, xs, u, xv);
+                    xsum = A::needs_xsum ? xsums[u] : 0.0f;
+                } else {
+                    xsum = load_x(a, x, u, xv);
+                }
+#pragma unroll
+                for (int i = 0; i < R; ++i) {
+                    __half2 v[16];
+                    float s[A::groups], m;
+                    if (Staged)
+                        decode_staged(a, raw[j][i], table, v, s, m);
+                    else
+                        a.decode(raw[j][i], table, v, s, m);
+                    acc[i] += combine<A>(v, xv, s, m, xsum);
+                }
+            }
+        }
+    }
+    const unsigned lane = threadIdx.x % 32u, warp = threadIdx.x / 32u;
+#pragma unroll
+    for (int i = 0; i < R; ++i) {
+        float v = acc[i];
+#pragma unroll
+        for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+        if (lane == 0) partial[warp][i] = v;
+    }
+    __syncthreads();
+    if (threadIdx.x < unsigned(R) && r0 + threadIdx.x < a.rows) {
+        float v = 0.0f;
+#pragma unroll
+        for (int w = 0; w < Warps; ++w) v += partial[w][threadIdx.x];
+        store_y(y + r0 + threadIdx.x, v * float(1 << A::x_shift));
+    }
+}
+
+template <int Warps, int R, int U, bool Staged = false, class A, class XT, class YT>
+void launch_split_rows(const A& a, const XT* x, YT* y, cudaStream_t stream) {
+    const std::size_t blocks = (a.rows + R - 1) / R;
+    gemv_split_kernel<A, XT, YT, Warps, R, U, Staged>
+        <<<unsigned(blocks), Warps * 32, Staged ? staged_bytes(a) : 0, stream>>>(a, x, y);
+    const cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) throw error(std::string("cuda::gemv: kernel launch failed: ") + cudaGetErrorString(e));
+}
+
+template <int Warps, int R, int U, class A, class XT, class YT>
+void launch_staged_rows(const A& a, const XT* x, YT* y, cudaStream_t stream) {
+    const std::size_t blocks = (a.rows + Warps * R - 1) / (Warps * R);
+    gemv_staged_kernel<A, XT, YT, Warps, R, U><<<unsigned(blocks), Warps * 32, staged_bytes(a), stream>>>(a, x, y);
+    const cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) throw error(std::string("cuda::gemv: kernel launch failed: ") + cudaGetErrorString(e));
+}
+
+// Launch shapes. The backend tag's SM picks one (gemv_config<SM>); 0 is the untagged default.
+template <int SM>
+struct gemv_config {
+    static constexpr int warps = 4;      // batched kernel: threads of a block stride over a row's units
+    static constexpr int rows = 4;       // batched kernel: rows per block
+    // Batch 1 (measured on an H100, docs/cuda.md; sm_53 untuned): 16 warps share the staged x,
+    // each owns 2 rows and loads one unit of each per step. Rows too long to stage x in 48 KB of
+    // shared memory take the split kernel with 8 rows per block.
+    static constexpr int staged_warps = 16, staged_rows = 2, staged_unroll = 1;
+    static constexpr int split_warps = 4, split_rows = 8, split_unroll = 1;
+};
+
+template <int Warps, int R, int NT, class A, class XT, class YT>
+void launch_rows(const A& a, const XT* x, YT* y, cudaStream_t stream) {
+    const std::size_t blocks = (a.rows + R - 1) / R;
+    gemv_kernel<A, XT, YT, Warps, R, NT><<<unsigned(blocks), Warps * 32, 0, stream>>>(a, x, y);
+    const cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) throw error(std::string("cuda::gemv: kernel launch failed: ") + cudaGetErrorString(e));
+}
+
+template <class A, class XT>
+void check_activations(const A& a, const XT* x, const void* y) {
+    if (!x || !y) throw error("cuda::gemv: a null activation or output pointer");
+    if (reinterpret_cast<std::uintptr_t>(x) % 16 || (a.cols * sizeof(XT)) % 16)
+        throw error("cuda::gemv: x must be 16-byte aligned (cudaMalloc gives 256) and rows of x a multiple of 16 bytes");
+}
+
+// One token: only the single-token kernel is instantiated.
+template <class Config, class A, class XT, class YT>
+void launch_gemv1(const A& a, const XT* x, YT* y, cudaStream_t stream) {
+    if (a.rows == 0) return;
+    check_activations(a, x, y);
+    // Q6_K (units gather four runs of 8 columns) streams fastest from the block kernel.
+    if (!A::contiguous)
+        launch_rows<Config::warps, Config::rows, 1>(a, x, y, stream);
+    else if (staged_bytes(a) <= staged_limit)
+        launch_staged_rows<Config::staged_warps, Config::staged_rows, Config::staged_unroll>(a, x, y, stream);
+    else
+        launch_split_rows<Config::split_warps, Config::split_rows, Config::split_unroll>(a, x, y, stream);
+}
+
+// x: n x cols activations, y: n x rows outputs. Batches are cut into launches of 16, 8, 4, 2, 1
+// tokens; each launch streams the weights once.
+template <class Config, class A, class XT, class YT>
+void launch_gemv(const A& a, const XT* x, YT* y, std::size_t n, cudaStream_t stream) {
+    if (a.rows == 0 || n == 0) return;
+    check_activations(a, x, y);
+    constexpr int W = Config::warps, R = Config::rows;
+    while (n > 0) {
+        const std::size_t step = n >= 16 ? 16 : n >= 8 ? 8 : n >= 4 ? 4 : n >= 2 ? 2 : 1;
+        switch (step) {
+            case 16: launch_rows<2, 4, 16>(a, x, y, stream); break;
+            case 8: launch_rows<2, 4, 8>(a, x, y, stream); break;
+            case 4: launch_rows<W, R, 4>(a, x, y, stream); break;
+            case 2: launch_rows<W, R, 2>(a, x, y, stream); break;
+            default: launch_rows<W, R, 1>(a, x, y, stream); break;
+        }
+        x += step * a.cols;
+        y += step * a.rows;
+        n -= step;
+    }
+}
+
+}  // namespace cuda
+}  // namespace kernel
+}  // namespace edgeq

@@ -1,0 +1,238 @@
+// GEMV and GEMM on a CUDA device for llama.cpp's Q4_0, Q8_0, Q4_K and Q6_K (format/ggml/):
+//
+//     edgeq::cuda::gemv(w, x_dev, y_dev, stream);      // w: qview<ggml_format<block_q4_K>> ...
+//     edgeq::cuda::gemm(w, x_dev, y_dev, n, stream);   // n tokens
+//
+// w.blocks is a device pointer to the rows of blocks exactly as a GGUF tensor stores them; x and
+// y are float or __half in device memory. C++14 for nvcc >= 10.2; the kernels are gemv_core.cuh
+// and gemm.cuh, this file says how 32 weights of each block type are loaded and decoded. The
+// values are the ones ggml's dequantize_row_* gives (format/ggml/decode.hpp), computed in the
+// half2 / fp32 arithmetic of gemv_core.cuh.
+//
+// Q4_0 (18-byte blocks), Q8_0 (34) and Q6_K (210) are only 2-byte aligned inside a row, so their
+// bytes come through load_words_a2 (aligned 32-bit loads and a funnel shift); Q4_K's 144-byte
+// blocks are 16-byte aligned and use 16-byte loads.
+#pragma once
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "../../config.hpp"
+#include "../../core/error.hpp"
+#include "../../format/ggml/blocks.hpp"
+#include "../../format/ggml/format.hpp"
+#include "../../policy/backend.hpp"
+#include "gemm.cuh"
+#include "gemv_core.cuh"
+
+namespace edgeq {
+namespace kernel {
+namespace cuda {
+
+template <class Block>
+struct ggml_adaptor_base {
+    qview<ggml_format<Block>> w;
+    std::size_t rows, cols, units;  // units of 32 weights per row
+    static constexpr int table_size = 0;
+    static constexpr bool staged_order = false;
+    __device__ static __half2 table_entry(int) { return __half2(); }
+    __device__ const std::uint8_t* block(std::size_t r, std::size_t b) const {
+        return reinterpret_cast<const std::uint8_t*>(w.row_blocks(r) + b);
+    }
+};
+
+template <class Block>
+struct ggml_adaptor;
+
+// Q4_0: w = d * (q - 8); qs[j] holds weight j (low nibble) and j + 16 (high nibble).
+template <>
+struct ggml_adaptor<ggml::block_q4_0> : ggml_adaptor_base<ggml::block_q4_0> {
+    static constexpr int x_shift = 4, groups = 1;
+    static constexpr bool fp32_runs = false, needs_xsum = false, contiguous = true;
+    struct raw {
+        std::uint32_t q[4];
+        float d;
+    };
+    __device__ std::size_t x_run(std::size_t u, int i) const { return 32 * u + 8 * std::size_t(i); }
+    __device__ void load(std::size_t r, std::size_t u, raw& out) const {
+        const std::uint8_t* p = block(r, u);
+        out.d = ld_half(p);
+        load_words_a2<4>(p + 2, out.q);
+    }
+    __device__ void decode(const raw& in, const __half2*, __half2 (&v)[16], float (&s)[1], float& m) const {
+        const __half2 off = __float2half2_rn(1032.0f);
+#pragma unroll
+        for (int t = 0; t < 4; ++t) {
+            bytes_to_h2(in.q[t] & 0x0f0f0f0fu, off, v[2 * t], v[2 * t + 1]);
+            bytes_to_h2((in.q[t] >> 4) & 0x0f0f0f0fu, off, v[8 + 2 * t], v[9 + 2 * t]);
+        }
+        s[0] = in.d;
+        m = 0.0f;
+    }
+    // Batch 1: the nibbles in their stored order (gemv_core.cuh, nibbles_paired).
+    static constexpr bool staged_order = true;
+    __device__ void decode_paired(const raw& in, __half2 (&v)[16], float (&s)[1], float& m) const {
+        nibbles_paired(in.q, 8.0f, v);
+        s[0] = in.d;
+        m = 0.0f;
+    }
+};
+
+// Q8_0: w = d * q, q signed 8-bit: q ^ 0x80 is q + 128 as an unsigned byte.
+template <>
+struct ggml_adaptor<ggml::block_q8_0> : ggml_adaptor_base<ggml::block_q8_0> {
+    static constexpr int x_shift = 8, groups = 1;
+    static constexpr bool fp32_runs = true, needs_xsum = false, contiguous = true;
+    struct raw {
+        std::uint32_t q[8];
+        float d;
+    };
+    __device__ std::size_t x_run(std::size_t u, int i) const { return 32 * u + 8 * std::size_t(i); }
+    __device__ void load(std::size_t r, std::size_t u, raw& out) const {
+        const std::uint8_t* p = block(r, u);
+        out.d = ld_half(p);
+        load_words_a2<8>(p + 2, out.q);
+    }
+    __device__ void decode(const raw& in, const __half2*, __half2 (&v)[16], float (&s)[1], float& m) const {
+        const __half2 off = __float2half2_rn(1152.0f);
+#pragma unroll
+        for (int t = 0; t < 8; ++t) bytes_to_h2(in.q[t] ^ 0x80808080u, off, v[2 * t], v[2 * t + 1]);
+        s[0] = in.d;
+        m = 0.0f;
+    }
+};
+
+// Q4_K: unit u is sub-block j = u % 8 of super-block u / 8; w = d sc q - dmin m, computed as
+// d sc (q - 8) - (dmin m - 8 d sc) so the half sum is centred (less cancellation).
+template <>
+struct ggml_adaptor<ggml::block_q4_K> : ggml_adaptor_base<ggml::block_q4_K> {
+    static constexpr int x_shift = 4, groups = 1;
+    static constexpr bool fp32_runs = false, needs_xsum = true, contiguous = true;
+    struct raw {
+        uint4 head;  // d, dmin, 12 bytes of packed 6-bit scales and mins
+        std::uint32_t q[8];
+        unsigned j;
+    };
+    __device__ std::size_t x_run(std::size_t u, int i) const { return 32 * u + 8 * std::size_t(i); }
+    __device__ void load(std::size_t r, std::size_t u, raw& out) const {
+        const std::uint8_t* p = block(r, u / 8);
+        out.j = unsigned(u % 8);
+        out.head = __ldg(reinterpret_cast<const uint4*>(p));
+        const uint4* qs = reinterpret_cast<const uint4*>(p + 16 + 32 * (out.j / 2));
+        const uint4 a = __ldg(qs), b = __ldg(qs + 1);
+        out.q[0] = a.x, out.q[1] = a.y, out.q[2] = a.z, out.q[3] = a.w;
+        out.q[4] = b.x, out.q[5] = b.y, out.q[6] = b.z, out.q[7] = b.w;
+    }
+    __device__ void decode(const raw& in, const __half2*, __half2 (&v)[16], float (&s)[1], float& m) const {
+        const unsigned sh = 4 * (in.j & 1u);
+        const __half2 off = __float2half2_rn(1032.0f);
+#pragma unroll
+        for (int t = 0; t < 8; ++t) bytes_to_h2((in.q[t] >> sh) & 0x0f0f0f0fu, off, v[2 * t], v[2 * t + 1]);
+        // ggml::k4_scale_min on the scale bytes held in head.y (bytes 0-3), .z (4-7), .w (8-11).
+        const unsigned jj = in.j & 3u, b = 8 * jj;
+        unsigned sc, mn;
+        if (in.j < 4) {
+            sc = (in.head.y >> b) & 63u;
+            mn = (in.head.z >> b) & 63u;
+        } else {
+            sc = ((in.head.w >> b) & 0x0fu) | (((in.head.y >> b) >> 6 & 3u) << 4);
+            mn = ((in.head.w >> b) >> 4 & 0x0fu) | (((in.head.z >> b) >> 6 & 3u) << 4);
+        }
+        const float d = __half2float(__ushort_as_half((unsigned short)(in.head.x & 0xffffu)));
+        const float dmin = __half2float(__ushort_as_half((unsigned short)(in.head.x >> 16)));
+        s[0] = d * float(sc);
+        m = dmin * float(mn) - 8.0f * s[0];
+    }
+};
+
+// Q6_K: unit u of super-block u / 8 is half h = (u % 8) / 4, columns l0 .. l0 + 7 (l0 = 8 (u % 4))
+// of its four 32-weight quarters k: weights 128 h + 32 k + l0 + e, each quarter with its own
+// 8-bit scale (scales[8 h + 2 k + l0 / 16]); q = low nibble | 2 high bits << 4, minus 32.
+template <>
+struct ggml_adaptor<ggml::block_q6_K> : ggml_adaptor_base<ggml::block_q6_K> {
+    static constexpr int x_shift = 6, groups = 4;
+    static constexpr bool fp32_runs = true, needs_xsum = false, contiguous = false;
+    struct raw {
+        std::uint32_t a[2], b[2], h[2], sc[2];
+        float d;
+        unsigned l0;
+    };
+    __device__ std::size_t x_run(std::size_t u, int i) const {
+        return 256 * (u / 8) + 128 * ((u % 8) / 4) + 32 * std::size_t(i) + 8 * (u % 4);
+    }
+    __device__ void load(std::size_t r, std::size_t u, raw& out) const {
+        const std::uint8_t* p = block(r, u / 8);
+        const unsigned hh = unsigned(u % 8) / 4, l0 = 8 * unsigned(u % 4);
+        out.l0 = l0;
+        load_words_a2<2>(p + 64 * hh + l0, out.a);
+        load_words_a2<2>(p + 64 * hh + 32 + l0, out.b);
+        load_words_a2<2>(p + 128 + 32 * hh + l0, out.h);
+        load_words_a2<2>(p + 192 + 8 * hh, out.sc);
+        out.d = ld_half(p + 208);
+    }
+    __device__ void decode(const raw& in, const __half2*, __half2 (&v)[16], float (&s)[4], float& m) const {
+        const __half2 off = __float2half2_rn(1056.0f);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const std::uint32_t lo = ((k & 1 ? in.b[e] : in.a[e]) >> (4 * (k >> 1))) & 0x0f0f0f0fu;
+                const std::uint32_t hi = ((in.h[e] >> (2 * k)) & 0x03030303u) << 4;
+                bytes_to_h2(lo | hi, off, v[4 * k + 2 * e], v[4 * k + 2 * e + 1]);
+            }
+            const unsigned bi = 2 * unsigned(k) + in.l0 / 16;  // scale byte within the 8 loaded
+            const int sc = int(static_cast<signed char>((in.sc[bi / 4] >> (8 * (bi % 4))) & 0xffu));
+            s[k] = in.d * float(sc);
+        }
+        m = 0.0f;
+    }
+};
+
+template <class Block>
+ggml_adaptor<Block> make_adaptor(const qview<ggml_format<Block>>& w) {
+    if (!w.blocks) throw error("cuda: a null matrix pointer");
+    if (w.cols % Block::weights) throw error("cuda: the row length is not a multiple of the block");
+    if (reinterpret_cast<std::uintptr_t>(w.blocks) % 16) throw error("cuda: the blocks must be 16-byte aligned");
+    ggml_adaptor<Block> a;
+    a.w = w;
+    a.rows = w.rows;
+    a.cols = w.cols;
+    a.units = w.cols / 32;
+    return a;
+}
+
+}  // namespace cuda
+}  // namespace kernel
+
+namespace cuda {
+
+// y = W x for a matrix of llama.cpp blocks (Q4_0, Q8_0, Q4_K, Q6_K); x, y float or __half.
+template <class Block, class XT, class YT>
+void gemv(const qview<ggml_format<Block>>& w, const XT* x_dev, YT* y_dev, cudaStream_t stream = 0) {
+    if (w.rows == 0) return;
+    kernel::cuda::launch_gemv1<kernel::cuda::gemv_config<0>>(kernel::cuda::make_adaptor(w), x_dev, y_dev, stream);
+}
+template <int SM, class Block, class XT, class YT>
+void gemv(backend::cuda<SM>, const qview<ggml_format<Block>>& w, const XT* x_dev, YT* y_dev, cudaStream_t stream = 0) {
+    if (w.rows == 0) return;
+    kernel::cuda::launch_gemv1<kernel::cuda::gemv_config<SM>>(kernel::cuda::make_adaptor(w), x_dev, y_dev, stream);
+}
+// Y = X W^T for n tokens: x is n x cols, y is n x rows.
+template <class Block, class XT, class YT>
+void gemm(const qview<ggml_format<Block>>& w, const XT* x_dev, YT* y_dev, std::size_t n, cudaStream_t stream = 0) {
+    if (w.rows == 0 || n == 0) return;
+    kernel::cuda::launch_gemm(kernel::cuda::make_adaptor(w), x_dev, y_dev, n, stream);
+}
+
+// A view of the device copy at `to` of a matrix whose host blob is at `from`.
+template <class Block>
+qview<ggml_format<Block>> rebase(qview<ggml_format<Block>> v, const void* from, const void* to) {
+    v.blocks = reinterpret_cast<const Block*>(static_cast<const std::uint8_t*>(to) +
+                                              (reinterpret_cast<const std::uint8_t*>(v.blocks) - static_cast<const std::uint8_t*>(from)));
+    return v;
+}
+
+}  // namespace cuda
+}  // namespace edgeq

@@ -1,0 +1,196 @@
+// The CUDA GEMV and GEMM against the CPU reference decoders, for every kind of grouped format and
+// llama.cpp's Q4_0, Q8_0, Q4_K, Q6_K, with fp32 and fp16 activations and outputs. Output buffers
+// are poisoned with NaN first; every CUDA call is checked. Without a GPU the binary exits 77 and
+// CTest reports the test as skipped.
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <edgeq/kernel/cuda/ggml.cuh>
+#include <edgeq/kernel/cuda/grouped.cuh>
+
+#include "harness.hpp"
+#include "reference.hpp"
+
+using namespace edgeq_test;
+
+namespace {
+
+// The kernels multiply in half2 (values exact, activations rounded to half and pre-scaled,
+// runs of products summed in half, then fp32; gemv_core.cuh): about 1e-3 of the largest output
+// against the fp32/double reference. Half outputs add their own rounding (2^-11 relative).
+constexpr double kRelTol = 4e-3;
+
+// Activations: Gaussian with a few outliers far beyond what a plain half accumulator holds
+// (|x| ~ 1000), as LLM activations have.
+std::vector<float> activations(std::size_t n, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> x(n);
+    for (float& v : x) v = normal(rng);
+    for (std::size_t c = 7; c < n; c += 97) x[c] *= 300.0f;
+    return x;
+}
+
+template <class T>
+struct host_type;
+template <>
+struct host_type<float> {
+    static float from(float v) { return v; }
+    static float to_float(float v) { return v; }
+};
+template <>
+struct host_type<__half> {
+    static __half from(float v) { return __float2half_rn(v); }
+    static float to_float(__half v) { return __half2float(v); }
+};
+
+template <class F>
+qview<F> device_view(const host_matrix& m, const std::uint8_t* dev) {
+    return edgeq::cuda::rebase(qview<F>::from_blob(m.blob.data(), m.rows, m.cols), m.blob.data(), dev);
+}
+
+// Runs `launch(view, x, y)` on n tokens of activations and compares with the reference.
+template <class F, class XT, class YT, class Launch>
+void check_case(const char* what, std::size_t rows, std::size_t cols, std::size_t n, Launch launch) {
+    host_matrix m;
+    make_matrix<F>(rows, cols, unsigned(rows * 31 + cols), m);
+    const std::vector<float> xf = activations(n * cols, unsigned(cols + n));
+    std::vector<XT> xh(xf.size());
+    std::vector<float> xr(xf.size());  // what the device sees
+    for (std::size_t i = 0; i < xf.size(); ++i) {
+        xh[i] = host_type<XT>::from(xf[i]);
+        xr[i] = host_type<XT>::to_float(xh[i]);
+    }
+    std::vector<double> ref(n * rows);
+    for (std::size_t t = 0; t < n; ++t)
+        for (std::size_t r = 0; r < rows; ++r) {
+            double s = 0.0;
+            for (std::size_t c = 0; c < cols; ++c) s += double(m.dense[r * cols + c]) * double(xr[t * cols + c]);
+            ref[t * rows + r] = s;
+        }
+
+    device_buffer<std::uint8_t> blob(m.blob.size());
+    device_buffer<XT> x(xh.size());
+    device_buffer<YT> y(n * rows);
+    CUDA_CHECK(cudaMemcpy(blob.p, m.blob.data(), m.blob.size(), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(x.p, xh.data(), xh.size() * sizeof(XT), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemset(y.p, 0xff, n * rows * sizeof(YT)));  // NaN in fp32 and fp16
+    launch(device_view<F>(m, blob.p), x.p, y.p);
+    CUDA_CHECK(cudaGetLastError());
+    CUDA_CHECK(cudaDeviceSynchronize());
+
+    std::vector<YT> out(n * rows);
+    CUDA_CHECK(cudaMemcpy(out.data(), y.p, out.size() * sizeof(YT), cudaMemcpyDeviceToHost));
+    double max_err = 0.0, max_ref = 0.0;
+    std::size_t worst = 0, non_finite = 0;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        const double v = host_type<YT>::to_float(out[i]);
+        if (!std::isfinite(v)) ++non_finite;
+        const double e = std::fabs(v - ref[i]);
+        if (e > max_err) max_err = e, worst = i;
+        max_ref = std::max(max_ref, std::fabs(ref[i]));
+    }
+    const std::string where = std::string(what) + " " + std::to_string(rows) + "x" + std::to_string(cols) + " n=" +
+                              std::to_string(n) + ": worst " + std::to_string(worst) + ": " +
+                              std::to_string(host_type<YT>::to_float(out[worst])) + " vs " + std::to_string(ref[worst]) +
+                              ", rel err " + std::to_string(max_err / max_ref);
+    REQUIRE_MSG(non_finite == 0, where << ", " << non_finite << " outputs not written or not finite");
+    REQUIRE_MSG(max_ref > 0.0, where);
+    CHECK_MSG(max_err / max_ref <= kRelTol, where);
+}
+
+// Row counts that leave partial blocks; columns that give threads one unit (1024), some two
+// (1536: 48 units, 256-divisible for the k-quants) and fewer units than threads (256).
+const std::size_t gemv_shapes[][2] = {{75, 1024}, {129, 1536}, {3, 256}};
+
+template <class F>
+void check_gemv_format() {
+    for (const auto& s : gemv_shapes) {
+        check_case<F, float, float>("gemv f32", s[0], s[1], 1, [](const qview<F>& w, const float* x, float* y) {
+            edgeq::cuda::gemv(w, x, y);
+        });
+        check_case<F, __half, __half>("gemv f16", s[0], s[1], 1, [](const qview<F>& w, const __half* x, __half* y) {
+            edgeq::cuda::gemv(w, x, y);
+        });
+        check_case<F, __half, float>("gemv sm53", s[0], s[1], 1, [](const qview<F>& w, const __half* x, float* y) {
+            edgeq::cuda::gemv(edgeq::backend::cuda_sm53{}, w, x, y);
+        });
+        check_case<F, float, float>("gemv sm90", s[0], s[1], 1, [](const qview<F>& w, const float* x, float* y) {
+            edgeq::cuda::gemv(edgeq::backend::cuda_sm90{}, w, x, y);
+        });
+    }
+}
+
+template <class F>
+void check_gemm_format() {
+    // 3 and 16 tokens: the batched GEMV; 23 = 16 + 4 + 2 + 1 launches for a format without the
+    // tiled kernel; 77 and 130: the tiled kernel with partial tiles of rows and tokens.
+    const std::size_t tokens[] = {3, 16, 23, 77, 130};
+    for (const std::size_t n : tokens) {
+        check_case<F, float, float>("gemm f32", 75, 512, n, [n](const qview<F>& w, const float* x, float* y) {
+            edgeq::cuda::gemm(w, x, y, n);
+        });
+        check_case<F, __half, __half>("gemm f16", 130, 768, n, [n](const qview<F>& w, const __half* x, __half* y) {
+            edgeq::cuda::gemm(w, x, y, n);
+        });
+    }
+}
+
+}  // namespace
+
+TEST("gemv int2-g128") { check_gemv_format<int2_g128>(); }
+TEST("gemv int3-g128") { check_gemv_format<int3_g128>(); }
+TEST("gemv int4-g128") { check_gemv_format<int4_g128>(); }
+TEST("gemv int8-g128") { check_gemv_format<int8_g128>(); }
+TEST("gemv int4-g128-asym") { check_gemv_format<int4_g128_asym>(); }
+TEST("gemv int5-g64-asym-f32") { check_gemv_format<int5_g64_asym_fp32>(); }
+TEST("gemv int6-row") { check_gemv_format<int6_per_row>(); }
+TEST("gemv nf4-g64-dq") { check_gemv_format<nf4_dq>(); }
+TEST("gemv Q4_0") { check_gemv_format<g_q4_0>(); }
+TEST("gemv Q8_0") { check_gemv_format<g_q8_0>(); }
+TEST("gemv Q4_K") { check_gemv_format<g_q4_k>(); }
+TEST("gemv Q6_K") { check_gemv_format<g_q6_k>(); }
+
+// Rows too long to stage x in shared memory (> 24K columns) take the split kernel.
+TEST("gemv long rows (split kernel)") {
+    check_case<int4_g128, float, float>("gemv f32", 5, 25600, 1, [](const qview<int4_g128>& w, const float* x, float* y) {
+        edgeq::cuda::gemv(w, x, y);
+    });
+    check_case<g_q4_k, __half, __half>("gemv f16", 9, 25600, 1, [](const qview<g_q4_k>& w, const __half* x, __half* y) {
+        edgeq::cuda::gemv(w, x, y);
+    });
+}
+
+TEST("gemm int4-g128") { check_gemm_format<int4_g128>(); }
+TEST("gemm int3-g128") { check_gemm_format<int3_g128>(); }
+TEST("gemm nf4-g64-dq") { check_gemm_format<nf4_dq>(); }
+TEST("gemm Q4_0") { check_gemm_format<g_q4_0>(); }
+TEST("gemm Q4_K") { check_gemm_format<g_q4_k>(); }
+TEST("gemm Q6_K") { check_gemm_format<g_q6_k>(); }
+
+TEST("an empty matrix launches nothing; misaligned x is refused") {
+    qview<int4_g128> w;  // rows == 0
+    edgeq::cuda::gemv(w, static_cast<const float*>(nullptr), static_cast<float*>(nullptr));
+    edgeq::cuda::gemm(w, static_cast<const float*>(nullptr), static_cast<float*>(nullptr), 4);
+    CUDA_CHECK(cudaGetLastError());
+
+    host_matrix m;
+    make_matrix<int4_g128>(4, 128, 1, m);
+    device_buffer<std::uint8_t> blob(m.blob.size());
+    device_buffer<float> x(129), y(4);
+    const auto dview = device_view<int4_g128>(m, blob.p);
+    REQUIRE_THROWS_WITH_TEXT(edgeq::cuda::gemv(dview, x.p + 1, y.p), "16-byte aligned");
+
+    host_matrix k;
+    make_matrix<g_q4_k>(2, 256, 1, k);
+    device_buffer<std::uint8_t> kblob(k.blob.size() + 16);
+    const auto kview = edgeq::cuda::rebase(qview<g_q4_k>::from_blob(k.blob.data(), 2, 256), k.blob.data(), kblob.p + 2);
+    REQUIRE_THROWS_WITH_TEXT(edgeq::cuda::gemv(kview, x.p, y.p), "16-byte aligned");
+}
