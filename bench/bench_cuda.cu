@@ -4,7 +4,7 @@
 //
 //     bench_cuda [--quick] [--tune]
 //
-// --quick: two shapes and fewer iterations; --tune: also time the GEMV launch shapes
+// --quick: three shapes and fewer iterations; --tune: also time the GEMV launch shapes
 // (warps x rows per block) per format. Output: markdown tables on stdout (docs/cuda.md).
 //
 // Weights are random bytes with valid scales (the kernels' speed does not depend on the
@@ -286,12 +286,21 @@ void bench_gemv(const char* name) {
 
 // --tune: launch shapes of the batch-1 kernels (gemv_core.cuh): staged (warps own rows, x in
 // shared memory), split (a block's warps share rows) and the block kernel of small batches.
-template <class F, int W, int R, int U>
+template <class F, int W, int R, int U, int MinBlocks = 1, bool Persist = true>
 double tune_staged(const std::vector<qview<F>>& views, const float* x, float* y, int iters) {
     return time_us(
         [&](int i) {
-            kernel::cuda::launch_staged_rows<W, R, U>(kernel::cuda::make_adaptor(views[std::size_t(i) % views.size()]), x, y,
+            kernel::cuda::launch_staged_rows<W, R, U, Persist, MinBlocks>(kernel::cuda::make_adaptor(views[std::size_t(i) % views.size()]), x, y,
                                                       stream);
+        },
+        iters);
+}
+template <class F, int W, int U = 1>
+double tune_auto(const std::vector<qview<F>>& views, const float* x, float* y, int iters) {
+    return time_us(
+        [&](int i) {
+            kernel::cuda::launch_staged_auto<W, U>(kernel::cuda::make_adaptor(views[std::size_t(i) % views.size()]), x, y,
+                                                   stream);
         },
         iters);
 }
@@ -325,10 +334,10 @@ void tune(const char* name) {
             },
             it);
         std::printf("| %s | %zux%zu | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n", name, s.rows, s.cols,
-                    b / old, b / tune_staged<F, 8, 2, 1>(views, x, y, it), b / tune_staged<F, 8, 4, 1>(views, x, y, it),
-                    b / tune_staged<F, 16, 1, 1>(views, x, y, it), b / tune_staged<F, 16, 2, 1>(views, x, y, it),
-                    b / tune_staged<F, 16, 2, 2>(views, x, y, it), b / tune_staged<F, 16, 4, 1>(views, x, y, it),
-                    b / tune_staged<F, 32, 1, 1>(views, x, y, it), b / tune_split<F, 4, 8, 1>(views, x, y, it));
+                    b / old, b / tune_staged<F, 16, 2, 1>(views, x, y, it), b / tune_staged<F, 8, 2, 1>(views, x, y, it),
+                    b / tune_staged<F, 8, 4, 1>(views, x, y, it), b / tune_auto<F, 4>(views, x, y, it),
+                    b / tune_auto<F, 8>(views, x, y, it), b / tune_auto<F, 16>(views, x, y, it),
+                    b / tune_auto<F, 8, 2>(views, x, y, it), b / tune_split<F, 4, 8, 1>(views, x, y, it));
         CK(cudaFree(x));
         CK(cudaFree(y));
     }
@@ -394,7 +403,7 @@ int main(int argc, char** argv) {
     CB(cublasCreate(&handle));
     CK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     CB(cublasSetStream(handle, stream));
-    shapes = quick ? std::vector<shape>{{4096, 4096}, {11008, 4096}}
+    shapes = quick ? std::vector<shape>{{4096, 4096}, {11008, 4096}, {4096, 11008}}
                    : std::vector<shape>{{4096, 4096}, {11008, 4096}, {4096, 11008}, {2048, 5632}, {5632, 2048}};
 
     copy_gbs = measure_copy_bandwidth();
@@ -404,7 +413,7 @@ int main(int argc, char** argv) {
 
     if (do_tune) {
         std::printf("## GEMV launch shapes (GB/s; W warps per block, R rows per warp (staged) or per block (split), U units in flight per thread)\n\n");
-        std::printf("| format | shape | block 4w x 4r | staged W8 R2 U1 | staged W8 R4 U1 | staged W16 R1 U1 | staged W16 R2 U1 | staged W16 R2 U2 | staged W16 R4 U1 | staged W32 R1 U1 | split W4 R8 U1 |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+        std::printf("| format | shape | block 4w x 4r | W16 R2 U1 | W8 R2 U1 | W8 R4 U1 | auto W4 | auto W8 | auto W16 | auto W8 U2 | split W4 R8 U1 |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
         tune<int4_g128>("int4-g128");
         tune<int2_g128>("int2-g128");
         tune<int3_g128>("int3-g128");

@@ -168,6 +168,35 @@ TEST("gemv long rows (split kernel)") {
     });
 }
 
+// The batch-1 staged kernel's other row counts per warp (the default launch picks R by the row
+// count), U > 1, its grid-stride over row groups (a grid smaller than the row groups), and a
+// matrix tall enough for the default launch to stride.
+template <class F>
+void check_staged_shapes() {
+    using edgeq::kernel::cuda::launch_staged_auto;
+    using edgeq::kernel::cuda::launch_staged_rows;
+    using edgeq::kernel::cuda::make_adaptor;
+    check_case<F, float, float>("staged R3", 129, 1536, 1, [](const qview<F>& w, const float* x, float* y) {
+        launch_staged_rows<8, 3, 1, false>(make_adaptor(w), x, y, 0);
+    });
+    check_case<F, __half, __half>("staged R4", 75, 1024, 1, [](const qview<F>& w, const __half* x, __half* y) {
+        launch_staged_rows<4, 4, 1>(make_adaptor(w), x, y, 0);
+    });
+    check_case<F, __half, float>("staged R2 U2", 129, 1536, 1, [](const qview<F>& w, const __half* x, float* y) {
+        launch_staged_rows<2, 2, 2>(make_adaptor(w), x, y, 0);
+    });
+    check_case<F, float, float>("staged auto U2", 131, 2560, 1, [](const qview<F>& w, const float* x, float* y) {
+        launch_staged_auto<8, 2>(make_adaptor(w), x, y, 0);
+    });
+    check_case<F, float, float>("gemv tall", 40000, 256, 1, [](const qview<F>& w, const float* x, float* y) {
+        edgeq::cuda::gemv(w, x, y);
+    });
+}
+TEST("gemv staged shapes int4-g128-asym") { check_staged_shapes<int4_g128_asym>(); }
+TEST("gemv staged shapes int3-g128") { check_staged_shapes<int3_g128>(); }
+TEST("gemv staged shapes Q4_0") { check_staged_shapes<g_q4_0>(); }
+TEST("gemv staged shapes Q4_K") { check_staged_shapes<g_q4_k>(); }
+
 TEST("gemm int4-g128") { check_gemm_format<int4_g128>(); }
 TEST("gemm int3-g128") { check_gemm_format<int3_g128>(); }
 TEST("gemm nf4-g64-dq") { check_gemm_format<nf4_dq>(); }

@@ -19,7 +19,8 @@
 // Kernels. gemv_kernel: a block of Warps warps takes R rows, its threads stride over the rows'
 // units, loading a unit of all R rows before decoding; NT > 1 handles NT tokens at once (small
 // batches: the weights are decoded once per unit and applied to every token); batch-1 Q6_K.
-// gemv_staged_kernel (batch 1 default): x staged in shared memory, each warp owns R rows.
+// gemv_staged_kernel (batch 1 default): x staged in shared memory, each warp owns R rows, one
+// wave of resident blocks striding over the row groups.
 // gemv_split_kernel (batch 1, rows too long to stage x): as gemv_kernel with x staged or not.
 // Launch shapes: gemv_config<SM>, measured with bench_cuda --tune.
 #pragma once
@@ -232,11 +233,11 @@ __global__ void __launch_bounds__(Warps * 32)
 // 4-bit words as stored (edgeq's chunks and Q4_0 alike): byte k of word m holds code 4m + k in
 // its low nibble and 4m + 16 + k in its high nibble. ((w & 0x000f000f) | 0x64006400) is
 // half2(1024 + c[4m], 1024 + c[4m + 2]) in one lop3; the high nibbles give 1024 + 16 c, which one
-// hfma2 by 1/16 brings back. So slot 4m + e of the unit pairs the columns below.
-__device__ __forceinline__ int nibble_pair_col(int m, int e) { return 4 * m + (e & 2 ? 16 : 0) + (e & 1); }
+// hfma2 by 1/16 brings back. So half2 slot 4m + e of a unit pairs columns c and c + 2 with
+// c = 4m + (e & 2 ? 16 : 0) + (e & 1): "nibble pair order".
 
 template <class A>
-__device__ __forceinline__ void decode_staged(const A& a, const typename A::raw& in, const __half2* table,
+__device__ __forceinline__ void decode_staged(const A& a, const typename A::raw& in, const __half2*,
                                               __half2 (&v)[16], float (&s)[A::groups], float& m, std::true_type) {
     a.decode_paired(in, v, s, m);
 }
@@ -251,7 +252,7 @@ __device__ __forceinline__ void decode_staged(const A& a, const typename A::raw&
     decode_staged(a, in, table, v, s, m, std::integral_constant<bool, A::staged_order>{});
 }
 
-// The four nibble words of a 4-bit unit to 16 half2 of (code - z) in nibble_pair_col order:
+// The four nibble words of a 4-bit unit to 16 half2 of (code - z) in nibble pair order:
 // per word one shift, four lop3, two hsub2, two hfma2 (exact: 1024 + 16 c and 64 + c are
 // integers a half holds).
 __device__ __forceinline__ void nibbles_paired(const std::uint32_t (&q)[4], float z, __half2 (&v)[16]) {
@@ -267,28 +268,49 @@ __device__ __forceinline__ void nibbles_paired(const std::uint32_t (&q)[4], floa
     }
 }
 
+// The staged x in 16-byte chunks of 8 columns, swizzled: chunk k of a 32-column unit U sits at
+// k ^ ((U / 2) % 4). A lane reads its unit's four chunks with 16-byte loads while lanes take
+// consecutive units; unswizzled, the 8 lanes of a load phase (64 bytes apart) would hit the same
+// 4 banks 4 times over (4-way conflicts, which made shared memory a co-bottleneck at R = 2).
+__device__ __forceinline__ std::size_t staged_chunk(std::size_t c8) {
+    return (c8 & ~std::size_t(3)) | ((c8 ^ (c8 >> 3)) & 3u);
+}
+
 template <class A, bool Order = A::staged_order>
 struct x_stager;
 template <class A>
 struct x_stager<A, false> {
-    static __device__ __forceinline__ void run(const A& a, const float* x, __half2* xs) {
+    static __device__ __forceinline__ void run(const A& a, const float* x, uint4* xs) {
         constexpr float k = 1.0f / float(1 << A::x_shift);
-        for (std::size_t p = threadIdx.x; p < a.cols / 2; p += blockDim.x) {
-            const float2 v = __ldg(reinterpret_cast<const float2*>(x) + p);
-            xs[p] = __floats2half2_rn(v.x * k, v.y * k);
+        for (std::size_t i = threadIdx.x; i < a.cols / 8; i += blockDim.x) {
+            const float4 lo = __ldg(reinterpret_cast<const float4*>(x) + 2 * i);
+            const float4 hi = __ldg(reinterpret_cast<const float4*>(x) + 2 * i + 1);
+            uint4 o;
+            o.x = h2_bits(__floats2half2_rn(lo.x * k, lo.y * k));
+            o.y = h2_bits(__floats2half2_rn(lo.z * k, lo.w * k));
+            o.z = h2_bits(__floats2half2_rn(hi.x * k, hi.y * k));
+            o.w = h2_bits(__floats2half2_rn(hi.z * k, hi.w * k));
+            xs[staged_chunk(i)] = o;
         }
     }
-    static __device__ __forceinline__ void run(const A& a, const __half* x, __half2* xs) {
+    static __device__ __forceinline__ void run(const A& a, const __half* x, uint4* xs) {
         const __half2 k = __float2half2_rn(1.0f / float(1 << A::x_shift));
-        for (std::size_t p = threadIdx.x; p < a.cols / 2; p += blockDim.x)
-            xs[p] = __hmul2(__ldg(reinterpret_cast<const __half2*>(x) + p), k);
+        for (std::size_t i = threadIdx.x; i < a.cols / 8; i += blockDim.x) {
+            const uint4 v = __ldg(reinterpret_cast<const uint4*>(x) + i);
+            uint4 o;
+            o.x = h2_bits(__hmul2(as_half2(v.x), k));
+            o.y = h2_bits(__hmul2(as_half2(v.y), k));
+            o.z = h2_bits(__hmul2(as_half2(v.z), k));
+            o.w = h2_bits(__hmul2(as_half2(v.w), k));
+            xs[staged_chunk(i)] = o;
+        }
     }
 };
-// nibble_pair_col order: a thread takes word m of unit u, i.e. columns 32u + 4m .. +3 and
-// 32u + 16 + 4m .. +3, and writes its four half2 with one 16-byte store.
+// nibble pair order: chunk i = 4u + m holds word m of unit u, i.e. columns 32u + 4m .. +3
+// and 32u + 16 + 4m .. +3, paired as the decoder pairs them.
 template <class A>
 struct x_stager<A, true> {
-    static __device__ __forceinline__ void run(const A& a, const float* x, __half2* xs) {
+    static __device__ __forceinline__ void run(const A& a, const float* x, uint4* xs) {
         constexpr float k = 1.0f / float(1 << A::x_shift);
         for (std::size_t i = threadIdx.x; i < a.cols / 8; i += blockDim.x) {
             const std::size_t c = 32 * (i / 4) + 4 * (i % 4);
@@ -299,10 +321,10 @@ struct x_stager<A, true> {
             o.y = h2_bits(__floats2half2_rn(lo.y * k, lo.w * k));
             o.z = h2_bits(__floats2half2_rn(hi.x * k, hi.z * k));
             o.w = h2_bits(__floats2half2_rn(hi.y * k, hi.w * k));
-            reinterpret_cast<uint4*>(xs)[i] = o;
+            xs[staged_chunk(i)] = o;
         }
     }
-    static __device__ __forceinline__ void run(const A& a, const __half* x, __half2* xs) {
+    static __device__ __forceinline__ void run(const A& a, const __half* x, uint4* xs) {
         const __half2 k = __float2half2_rn(1.0f / float(1 << A::x_shift));
         for (std::size_t i = threadIdx.x; i < a.cols / 8; i += blockDim.x) {
             const std::size_t c = 32 * (i / 4) + 4 * (i % 4);
@@ -313,14 +335,14 @@ struct x_stager<A, true> {
             o.y = h2_bits(__hmul2(as_half2(__byte_perm(lo.x, lo.y, 0x7632u)), k));
             o.z = h2_bits(__hmul2(as_half2(__byte_perm(hi.x, hi.y, 0x5410u)), k));
             o.w = h2_bits(__hmul2(as_half2(__byte_perm(hi.x, hi.y, 0x7632u)), k));
-            reinterpret_cast<uint4*>(xs)[i] = o;
+            xs[staged_chunk(i)] = o;
         }
     }
 };
 
 template <class A, class XT>
 __device__ __forceinline__ void stage_x(const A& a, const XT* x, __half2* xs, float* xsums) {
-    x_stager<A>::run(a, x, xs);
+    x_stager<A>::run(a, x, reinterpret_cast<uint4*>(xs));
     if (A::needs_xsum)
         for (std::size_t u = threadIdx.x; u < a.units; u += blockDim.x) {
             __half2 tmp[16];
@@ -332,7 +354,7 @@ template <class A>
 __device__ __forceinline__ void load_staged_x(const A& a, const __half2* xs, std::size_t u, __half2 (&v)[16]) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-        const uint4 q = *reinterpret_cast<const uint4*>(xs + a.x_run(u, i) / 2);
+        const uint4 q = reinterpret_cast<const uint4*>(xs)[staged_chunk(a.x_run(u, i) / 8)];
         v[4 * i] = as_half2(q.x), v[4 * i + 1] = as_half2(q.y), v[4 * i + 2] = as_half2(q.z), v[4 * i + 3] = as_half2(q.w);
     }
 }
@@ -377,12 +399,13 @@ __device__ __forceinline__ void compute_step(const A& a, const __half2* xs, cons
     }
 }
 
-// Software pipelined: a lane's first loads are issued before x is staged (they overlap the
-// staging and the barrier), and each step's loads go out before the previous step is decoded,
-// so 2 U R loads per lane are in flight instead of U R followed by a stall. Two register
-// buffers, the loop unrolled twice so that neither is copied.
-template <class A, class XT, class YT, int Warps, int R, int U>
-__global__ void __launch_bounds__(Warps * 32)
+// Warps take groups of R rows: group g = blockIdx.x * Warps + warp, then g + gridDim.x * Warps...
+// The launch (launch_staged_rows) makes the grid only as large as what is resident at once, so x
+// is staged once per resident block and the rows are dealt out evenly: with one block per row
+// group, 11008 rows in blocks of 32 were 1.3 waves of 2 blocks per SM, the last third of the
+// time with most SMs idle, and 4096 rows filled half the block slots.
+template <class A, class XT, class YT, int Warps, int R, int U, int MinBlocks>
+__global__ void __launch_bounds__(Warps * 32, MinBlocks)
     gemv_staged_kernel(const A a, const XT* __restrict__ x, YT* __restrict__ y) {
     extern __shared__ uint4 staged[];
     __half2* xs = reinterpret_cast<__half2*>(staged);
@@ -390,39 +413,32 @@ __global__ void __launch_bounds__(Warps * 32)
     __shared__ __half2 table[table_storage<A>::size];
     if (A::table_size > 0)
         for (int i = int(threadIdx.x); i < A::table_size; i += Warps * 32) table[i] = A::table_entry(i);
-
-    const unsigned lane = threadIdx.x % 32u;
-    const std::size_t r0 = (std::size_t(blockIdx.x) * Warps + threadIdx.x / 32u) * R;
-    const bool active = r0 < a.rows;
-    std::size_t row[R];
-#pragma unroll
-    for (int i = 0; i < R; ++i) row[i] = r0 + std::size_t(i) < a.rows ? r0 + std::size_t(i) : a.rows - 1;
-
-    // No lambdas: a captured array would live in local memory.
-    typename A::raw p[U][R], q[U][R];
-    if (active) load_step<A, U, R>(a, row, lane, p);
     stage_x(a, x, xs, xsums);
     __syncthreads();
-    if (!active) return;  // after the barrier: the warp helped stage x
 
-    float acc[R];
-#pragma unroll
-    for (int i = 0; i < R; ++i) acc[i] = 0.0f;
-    constexpr std::size_t step = 32 * U;
-    for (std::size_t u0 = lane; u0 < a.units; u0 += 2 * step) {
-        load_step<A, U, R>(a, row, u0 + step, q);
-        compute_step<A, U, R>(a, xs, xsums, table, u0, p, acc);
-        if (u0 + step >= a.units) break;
-        load_step<A, U, R>(a, row, u0 + 2 * step, p);
-        compute_step<A, U, R>(a, xs, xsums, table, u0 + step, q, acc);
-    }
+    const unsigned lane = threadIdx.x % 32u;
     constexpr float unscale = float(1 << A::x_shift);
+    for (std::size_t r0 = (std::size_t(blockIdx.x) * Warps + threadIdx.x / 32u) * R; r0 < a.rows;
+         r0 += std::size_t(gridDim.x) * Warps * R) {
+        std::size_t row[R];
 #pragma unroll
-    for (int i = 0; i < R; ++i) {
-        float v = acc[i];
+        for (int i = 0; i < R; ++i) row[i] = r0 + std::size_t(i) < a.rows ? r0 + std::size_t(i) : a.rows - 1;
+        float acc[R];
 #pragma unroll
-        for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
-        if (lane == unsigned(i) && r0 + std::size_t(i) < a.rows) store_y(y + r0 + std::size_t(i), v * unscale);
+        for (int i = 0; i < R; ++i) acc[i] = 0.0f;
+        // No lambdas: a captured array would live in local memory.
+        for (std::size_t u0 = lane; u0 < a.units; u0 += 32 * U) {
+            typename A::raw raw[U][R];
+            load_step<A, U, R>(a, row, u0, raw);
+            compute_step<A, U, R>(a, xs, xsums, table, u0, raw, acc);
+        }
+#pragma unroll
+        for (int i = 0; i < R; ++i) {
+            float v = acc[i];
+#pragma unroll
+            for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+            if (lane == unsigned(i) && r0 + std::size_t(i) < a.rows) store_y(y + r0 + std::size_t(i), v * unscale);
+        }
     }
 }
 
@@ -516,12 +532,64 @@ void launch_split_rows(const A& a, const XT* x, YT* y, cudaStream_t stream) {
     if (e != cudaSuccess) throw error(std::string("cuda::gemv: kernel launch failed: ") + cudaGetErrorString(e));
 }
 
-template <int Warps, int R, int U, class A, class XT, class YT>
+// Blocks of gemv_staged_kernel<...> with `smem` bytes of staged x that fit on the device at once.
+// The occupancy query costs about what a launch does, so the last few answers are kept per
+// instantiation (keyed by device and shared memory, which changes with the row length).
+template <class A, class XT, class YT, int Warps, int R, int U, int MinBlocks>
+std::size_t resident_blocks(std::size_t smem) {
+    struct entry {
+        int dev, n;
+        std::size_t smem;
+    };
+    constexpr int slots = 8;
+    static entry cache[slots] = {};
+    static int next = 0;
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) dev = 0;
+    for (const entry& e : cache)
+        if (e.n > 0 && e.dev == dev && e.smem == smem) return std::size_t(e.n);
+    int sms = 0, per_sm = 0;
+    if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv_staged_kernel<A, XT, YT, Warps, R, U, MinBlocks>, Warps * 32,
+                                                      smem) != cudaSuccess)
+        throw error("cuda::gemv: the occupancy query failed");
+    const int n = sms * (per_sm > 0 ? per_sm : 1);
+    cache[next] = entry{dev, n, smem};
+    next = (next + 1) % slots;
+    return std::size_t(n);
+}
+
+// Persist: one wave of resident blocks striding over the row groups; otherwise a block per
+// Warps * R rows (the first version; --tune compares them).
+template <int Warps, int R, int U, bool Persist = true, int MinBlocks = 1, class A, class XT, class YT>
 void launch_staged_rows(const A& a, const XT* x, YT* y, cudaStream_t stream) {
-    const std::size_t blocks = (a.rows + Warps * R - 1) / (Warps * R);
-    gemv_staged_kernel<A, XT, YT, Warps, R, U><<<unsigned(blocks), Warps * 32, staged_bytes(a), stream>>>(a, x, y);
+    std::size_t blocks = (a.rows + Warps * R - 1) / (Warps * R);
+    const std::size_t smem = staged_bytes(a);
+    if (Persist) {
+        const std::size_t resident = resident_blocks<A, XT, YT, Warps, R, U, MinBlocks>(smem);
+        if (blocks > resident) blocks = resident;
+    }
+    gemv_staged_kernel<A, XT, YT, Warps, R, U, MinBlocks><<<unsigned(blocks), Warps * 32, smem, stream>>>(a, x, y);
     const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) throw error(std::string("cuda::gemv: kernel launch failed: ") + cudaGetErrorString(e));
+}
+
+// Batch 1, staged: the fewest rows per warp (R = 1..4) whose row groups all fit in one wave of
+// resident warps, so that no warp takes a second group while others idle (11008 rows: R = 3 on
+// an H100, every warp 3 rows, instead of R = 2 with a third of the warps taking two groups);
+// beyond 4 rows per warp, R = 4 and the warps stride.
+template <int Warps, int U, class A, class XT, class YT>
+void launch_staged_auto(const A& a, const XT* x, YT* y, cudaStream_t stream) {
+    const std::size_t smem = staged_bytes(a);
+    const auto fits = [&](std::size_t r, std::size_t resident) { return (a.rows + r - 1) / r <= resident * Warps; };
+    if (fits(1, resident_blocks<A, XT, YT, Warps, 1, U, 1>(smem)))
+        launch_staged_rows<Warps, 1, U>(a, x, y, stream);
+    else if (fits(2, resident_blocks<A, XT, YT, Warps, 2, U, 1>(smem)))
+        launch_staged_rows<Warps, 2, U>(a, x, y, stream);
+    else if (fits(3, resident_blocks<A, XT, YT, Warps, 3, U, 1>(smem)))
+        launch_staged_rows<Warps, 3, U>(a, x, y, stream);
+    else
+        launch_staged_rows<Warps, 4, U>(a, x, y, stream);
 }
 
 // Launch shapes. The backend tag's SM picks one (gemv_config<SM>); 0 is the untagged default.
@@ -529,10 +597,14 @@ template <int SM>
 struct gemv_config {
     static constexpr int warps = 4;      // batched kernel: threads of a block stride over a row's units
     static constexpr int rows = 4;       // batched kernel: rows per block
-    // Batch 1 (measured on an H100, docs/cuda.md; sm_53 untuned): 16 warps share the staged x,
-    // each owns 2 rows and loads one unit of each per step. Rows too long to stage x in 48 KB of
-    // shared memory take the split kernel with 8 rows per block.
+    // Batch 1 (measured on an H100 with bench_cuda --tune, docs/cuda.md; sm_53 untuned): x staged
+    // in shared memory per block; a row per warp in blocks of 16 warps when all rows fit in one
+    // wave (4096 rows on an H100); beyond, formats with A::auto_rows (edgeq's grouped formats)
+    // take 2..4 rows per warp as launch_staged_auto picks (blocks of 8 warps), the others 2 rows
+    // per warp in blocks of 16 warps. Rows too long to stage x in 48 KB of shared memory take the
+    // split kernel with 8 rows per block.
     static constexpr int staged_warps = 16, staged_rows = 2, staged_unroll = 1;
+    static constexpr int auto_warps = 8;
     static constexpr int split_warps = 4, split_rows = 8, split_unroll = 1;
 };
 
@@ -559,8 +631,15 @@ void launch_gemv1(const A& a, const XT* x, YT* y, cudaStream_t stream) {
     // Q6_K (units gather four runs of 8 columns) streams fastest from the block kernel.
     if (!A::contiguous)
         launch_rows<Config::warps, Config::rows, 1>(a, x, y, stream);
-    else if (staged_bytes(a) <= staged_limit)
-        launch_staged_rows<Config::staged_warps, Config::staged_rows, Config::staged_unroll>(a, x, y, stream);
+    else if (staged_bytes(a) <= staged_limit) {
+        constexpr int W = Config::staged_warps, U = Config::staged_unroll;
+        if (a.rows <= W * resident_blocks<A, XT, YT, W, 1, U, 1>(staged_bytes(a)))
+            launch_staged_rows<W, 1, U>(a, x, y, stream);  // a row per warp, one wave
+        else if (A::auto_rows)
+            launch_staged_auto<Config::auto_warps, U>(a, x, y, stream);
+        else
+            launch_staged_rows<W, Config::staged_rows, U>(a, x, y, stream);
+    }
     else
         launch_split_rows<Config::split_warps, Config::split_rows, Config::split_unroll>(a, x, y, stream);
 }

@@ -56,6 +56,8 @@ struct grouped_adaptor {
     // Uniform 4-bit chunks are stored as Q4_0 is: the batch-1 kernels decode them with lop3 in
     // their stored nibble order (gemv_core.cuh, nibbles_paired).
     static constexpr bool staged_order = F::is_uniform && bits == 4;
+    // Batch 1: rows per warp chosen per matrix (launch_staged_auto); measured best for these.
+    static constexpr bool auto_rows = true;
     static constexpr int groups = 1;
     // NF4: a pair of codes (one byte of two nibbles) to a half2 of code-book values.
     static constexpr int table_size = F::is_uniform ? 0 : 256;
