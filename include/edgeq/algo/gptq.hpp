@@ -90,6 +90,22 @@ inline bool gptq_factor(const std::vector<double>& h, std::size_t n, std::vector
     return true;
 }
 
+// Factors H + damp * mean_diag * I (gptq_factor), multiplying damp by 10 up to three times
+// while it is not positive definite; returns the dampening used. Shared with SpQR (algo/spqr.hpp).
+inline double gptq_factor_damped(const std::vector<double>& h, std::size_t n, double mean_diag, double damp,
+                                 std::vector<float>& s, std::vector<double>& rdiag, thread_pool& pool,
+                                 const char* who = "gptq") {
+    for (int attempt = 0;; ++attempt) {
+        std::vector<double> hd(h);
+        for (std::size_t i = 0; i < n; ++i) hd[i * n + i] += damp * mean_diag;
+        if (gptq_factor(hd, n, s, rdiag, pool)) return damp;
+        if (attempt == 3)
+            throw error(std::string(who) + ": the Hessian is not positive definite even with dampening " +
+                        std::to_string(damp) + " x mean(diag H); is it a Hessian of this layer's inputs?");
+        damp = damp > 0.0 ? damp * 10.0 : 0.01;
+    }
+}
+
 // The lazy-batch width: a group fitted mid-sweep must see all its columns up to date, which holds
 // when it starts at a block boundary or ends inside its block.
 inline std::size_t gptq_block(std::size_t block, std::size_t group, std::size_t groups_per_row, bool static_groups) {
@@ -152,17 +168,7 @@ qmatrix<Format> gptq_quantize(matrix_view<const float> w, const double* h, const
 
     std::vector<float> s;
     std::vector<double> rdiag;
-    double damp = opt.damp;
-    for (int attempt = 0;; ++attempt) {
-        std::vector<double> hd(hp);
-        for (std::size_t i = 0; i < n; ++i) hd[i * n + i] += damp * mean_diag;
-        if (detail::gptq_factor(hd, n, s, rdiag, pool)) break;
-        if (attempt == 3)
-            throw error("gptq: the Hessian is not positive definite even with dampening " + std::to_string(damp) +
-                        " x mean(diag H); is it a Hessian of this layer's inputs?");
-        damp = damp > 0.0 ? damp * 10.0 : 0.01;
-    }
-    rep.damp = damp;
+    rep.damp = detail::gptq_factor_damped(hp, n, mean_diag, opt.damp, s, rdiag, pool);
     std::vector<double>().swap(hp);
     const auto t1 = clock::now();
 
