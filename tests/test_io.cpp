@@ -228,45 +228,47 @@ TEST_CASE("hf_config: the shared models", "[io][shared]") {
     {
         const io::llama_config c = io::read_llama_config(m + "TinyStories-656K");
         CHECK(c.architecture == "LlamaForCausalLM");
-        CHECK(c.hidden_size == 128);
-        CHECK(c.intermediate_size == 384);
-        CHECK(c.num_hidden_layers == 2);
-        CHECK(c.num_attention_heads == 8);
-        CHECK(c.num_key_value_heads == 4);
+        CHECK(c.dim == 128);
+        CHECK(c.hidden_dim == 384);
+        CHECK(c.n_layers == 2);
+        CHECK(c.n_heads == 8);
+        CHECK(c.n_kv_heads == 4);
         CHECK(c.head_dim == 16);
         CHECK(c.vocab_size == 2048);
-        CHECK(c.rms_norm_eps == 1e-6);
+        CHECK(c.rms_eps == 1e-6f);
         CHECK(c.rope_theta == 10000.0);
-        CHECK(c.rope_type.empty());
-        CHECK(c.tie_word_embeddings);
-        CHECK(!c.attention_bias);
-        CHECK(c.bos_token_id == 1);
-        CHECK(c.eos_token_id == 2);
-        CHECK(c.max_position_embeddings == 512);
+        CHECK(!c.rope_scaling.enabled);
+        CHECK(c.rope_linear_factor == 1.0);
+        CHECK(c.pairing == edgeq::engine::rope_pairing::neox);
+        CHECK(c.tied_output);
+        CHECK(!c.qkv_bias);
+        CHECK(c.bos_id == 1);
+        CHECK(c.eos_id == 2);
+        CHECK(c.seq_len == 512);
         CHECK(c.dtype == "float32");
     }
     {
         const io::llama_config c = io::read_llama_config(m + "mix-llama-27M/config.json");
-        CHECK(c.hidden_size == 512);
-        CHECK(c.num_hidden_layers == 8);
+        CHECK(c.dim == 512);
+        CHECK(c.n_layers == 8);
         CHECK(c.head_dim == 64);
         CHECK(c.rope_theta == 10000.0);  // from rope_parameters
-        CHECK(c.rms_norm_eps == 1e-5);
-        CHECK(!c.tie_word_embeddings);
+        CHECK(c.rms_eps == 1e-5f);
+        CHECK(!c.tied_output);
         CHECK(c.dtype == "float16");
     }
     {
         const io::llama_config c = io::read_llama_config(m + "arch/llama3-tiny");
         CHECK(c.head_dim == 32);  // explicit, not 64 / 8
-        CHECK(c.num_key_value_heads == 2);
+        CHECK(c.n_kv_heads == 2);
         CHECK(c.rope_theta == 500000.0);
-        CHECK(c.rope_type == "llama3");
-        CHECK(c.rope_factor == 32.0);
-        CHECK(c.rope_low_freq_factor == 1.0);
-        CHECK(c.rope_high_freq_factor == 4.0);
-        CHECK(c.rope_original_max_position == 8192);
-        CHECK(c.tie_word_embeddings);
-        CHECK(c.max_position_embeddings == 131072);
+        CHECK(c.rope_scaling.enabled);
+        CHECK(c.rope_scaling.factor == 32.0);
+        CHECK(c.rope_scaling.low_freq_factor == 1.0);
+        CHECK(c.rope_scaling.high_freq_factor == 4.0);
+        CHECK(c.rope_scaling.original_max_position == 8192);
+        CHECK(c.tied_output);
+        CHECK(c.seq_len == 131072);
         // llama.cpp's rope_freqs: frequencies 0-7 unchanged, 8 smoothed, 9-15 divided by 32
         // (reference/README.md: "frequency 8 is smoothed (x0.3037)").
         const std::vector<float> f = io::llama3_rope_factors(c);
@@ -278,11 +280,11 @@ TEST_CASE("hf_config: the shared models", "[io][shared]") {
     {
         const io::llama_config c = io::read_llama_config(m + "arch/qwen2-tiny");
         CHECK(c.architecture == "Qwen2ForCausalLM");
-        CHECK(c.attention_bias);
+        CHECK(c.qkv_bias);
         CHECK(!c.o_bias);
         CHECK(c.rope_theta == 1e6);
-        CHECK(c.bos_token_id == -1);
-        CHECK(c.eos_token_id == 767);
+        CHECK(c.bos_id == -1);
+        CHECK(c.eos_id == 767);
         CHECK(c.head_dim == 16);
         CHECK(io::gguf_architecture(c) == "qwen2");
         CHECK(!io::needs_qk_permutation(c));
@@ -292,7 +294,7 @@ TEST_CASE("hf_config: the shared models", "[io][shared]") {
         CHECK(c.architecture == "MistralForCausalLM");
         CHECK(c.head_dim == 16);
         CHECK(c.rope_theta == 1e6);
-        CHECK(!c.attention_bias);
+        CHECK(!c.qkv_bias);
         CHECK(io::gguf_architecture(c) == "llama");
     }
     CHECK(contains(error_of([&] { io::read_llama_config(m + "arch/gemma-tiny"); }), "GemmaForCausalLM' is not supported"));
@@ -306,15 +308,15 @@ TEST_CASE("hf_config: bad configs", "[io]") {
     const std::string base =
         R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1,
             "num_attention_heads": 4, "vocab_size": 32)";
-    CHECK(parse(base + "}").num_key_value_heads == 4);
+    CHECK(parse(base + "}").n_kv_heads == 4);
     CHECK(parse(base + "}").head_dim == 16);
     CHECK(contains(error_of([&] { parse(base + R"(, "num_key_value_heads": 3})"); }), "not a multiple"));
     CHECK(contains(error_of([&] { parse(base + R"(, "rms_norm_eps": "x"})"); }), "rms_norm_eps"));
     CHECK(contains(error_of([&] { parse(base + R"(, "rope_scaling": {"type": "yarn", "factor": 4}})"); }), "'yarn'"));
     const io::llama_config lin = parse(base + R"(, "rope_scaling": {"type": "linear", "factor": 4}, "attention_bias": true})");
-    CHECK(lin.rope_type == "linear");
-    CHECK(lin.rope_factor == 4.0);
-    CHECK(lin.attention_bias);
+    CHECK(lin.rope_linear_factor == 4.0);
+    CHECK(!lin.rope_scaling.enabled);
+    CHECK(lin.qkv_bias);
     CHECK(lin.o_bias);
     CHECK(contains(error_of([&] { parse(R"({"architectures": ["LlamaForCausalLM"]})"); }), "\"hidden_size\" is missing"));
 }
@@ -422,7 +424,7 @@ TEST_CASE("hf_to_gguf: every TinyStories-656K tensor matches llama.cpp's Q8_0 fi
     int checked = 0, exact = 0;
     for (const gguf::tensor_info& t : g.tensors()) {
         std::string hf = io::hf_tensor_name(t.name);
-        if (!st.find(hf) && hf == "model.embed_tokens.weight" && cfg.tie_word_embeddings) hf = "lm_head.weight";
+        if (!st.find(hf) && hf == "model.embed_tokens.weight" && cfg.tied_output) hf = "lm_head.weight";
         const io::st_tensor& s = st.tensor(hf);
         REQUIRE(s.elements == t.elements);
         std::vector<float> w(static_cast<std::size_t>(s.elements));

@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include <sys/resource.h>
+
 namespace cli {
 
 // A mistake on the command line: one line on stderr, exit code 2.
@@ -159,6 +161,18 @@ inline std::string json_string(const std::string& s) {
 inline std::string json_number(double v) {
     if (!(v == v) || v > 1.7e308 || v < -1.7e308) return "null";
     return fmt("%.9g", v);
+}
+
+// Peak resident memory of this process so far, in bytes (getrusage; Linux counts ru_maxrss in
+// KiB, macOS in bytes); 0 when unknown.
+inline double peak_rss_bytes() {
+    struct rusage u;
+    if (getrusage(RUSAGE_SELF, &u) != 0) return 0;
+#ifdef __APPLE__
+    return double(u.ru_maxrss);
+#else
+    return double(u.ru_maxrss) * 1024.0;
+#endif
 }
 
 }  // namespace cli

@@ -9,5 +9,8 @@ int demo(int argc, char** argv);     // demo.cpp
 int inspect(int argc, char** argv);  // inspect.cpp
 int run(int argc, char** argv);         // run.cpp
 int perplexity(int argc, char** argv);  // perplexity.cpp
+int convert(int argc, char** argv);     // convert.cpp
+int synth(int argc, char** argv);       // synth.cpp
+int quantize(int argc, char** argv);    // quantize.cpp
 
 }  // namespace commands

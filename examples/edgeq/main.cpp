@@ -27,6 +27,10 @@ const char* const usage =
     "  inspect    show the metadata and tensors of a GGUF or safetensors model\n"
     "  run        generate text with a Llama-family model (llama2.c .bin, Hugging Face folder)\n"
     "  perplexity perplexity on a text (GPTQ or llama.cpp protocol), KL divergence from a reference\n"
+    "  convert    write a model (llama2.c, Hugging Face, GGUF) as GGUF: f32, f16, q8_0, q4_k, any scheme\n"
+    "  synth      write a GGUF with random weights in the shapes of a real model (TinyLlama, Llama)\n"
+    "  quantize   quantize a model to GGUF: RTN, GPTQ, AWQ or importance-weighted on calibration\n"
+    "             text; any scheme or a llama.cpp mixture (q4_k_m)\n"
     "\n"
     "options:\n"
     "  -h, --help     this text; 'edgeq <command> --help' describes a command\n"
@@ -40,7 +44,10 @@ const command table[] = {{"schemes", commands::schemes},
                          {"demo", commands::demo},
                          {"inspect", commands::inspect},
                          {"run", commands::run},
-                         {"perplexity", commands::perplexity}};
+                         {"perplexity", commands::perplexity},
+                         {"convert", commands::convert},
+                         {"synth", commands::synth},
+                         {"quantize", commands::quantize}};
 
 }  // namespace
 
@@ -68,7 +75,9 @@ int main(int argc, char** argv) {
         for (const command& c : table)
             if (first == c.name) return c.run(argc - 2, argv + 2);
         if (first[0] == '-') throw cli::usage_error("edgeq: unknown option '" + first + "' (see 'edgeq --help')");
-        throw cli::usage_error("edgeq: unknown command '" + first + "'; the commands are schemes, demo, inspect, run and perplexity (see 'edgeq --help')");
+        std::string names;  // from the table, so a new command is listed without editing this
+        for (const command& c : table) names += std::string(names.empty() ? "" : ", ") + c.name;
+        throw cli::usage_error("edgeq: unknown command '" + first + "'; the commands are " + names + " (see 'edgeq --help')");
     } catch (const cli::usage_error& e) {
         std::fprintf(stderr, "%s\n", e.what());
         return 2;

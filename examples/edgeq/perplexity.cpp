@@ -1,6 +1,8 @@
 // edgeq perplexity: perplexity of a model over a text file under the GPTQ protocol (the
 // references in ../shared) or llama.cpp's, and optionally the KL divergence from a reference
-// model, as llama.cpp's --kl-divergence reports it.
+// model, as llama.cpp's --kl-divergence reports it; --json gives all of it as one object.
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
@@ -9,19 +11,20 @@
 #include <vector>
 
 #include <edgeq/core/thread_pool.hpp>
-#include <edgeq/engine/load.hpp>
 #include <edgeq/engine/perplexity.hpp>
 #include <edgeq/engine/tokenizer/load.hpp>
 
 #include "cli.hpp"
 #include "commands.hpp"
+#include "model_files.hpp"
+#include "progress_bar.hpp"
 
 namespace {
 
 const char* const help =
     "usage: edgeq perplexity -m MODEL -f TEXT [-t TOKENIZER] [--ctx N] [--chunks N]\n"
     "                        [--protocol gptq|llamacpp] [--bytes A:B] [--kl-base MODEL] [--threads N]\n"
-    "                        [--weights W]\n"
+    "                        [--weights W] [--json]\n"
     "\n"
     "protocols:\n"
     "  gptq      (default) the text without BOS in non-overlapping windows of --ctx tokens, at\n"
@@ -32,8 +35,9 @@ const char* const help =
     "            half of each chunk scored.\n"
     "\n"
     "options:\n"
-    "  -m, --model MODEL      a llama2.c checkpoint (.bin) or a Hugging Face folder\n"
-    "  -t, --tokenizer FILE   default: the folder's tokenizer.json, or tokenizer.bin next to a .bin\n"
+    "  -m, --model MODEL      a GGUF file, a llama2.c checkpoint (.bin) or a Hugging Face folder\n"
+    "  -t, --tokenizer FILE   default: the GGUF's own, the folder's tokenizer.json, or\n"
+    "                         tokenizer.bin next to a .bin\n"
     "  -f, --file TEXT        the text (UTF-8)\n"
     "  --bytes A:B            use bytes [A, B) of the file only\n"
     "  --ctx N                window length; default 512\n"
@@ -41,14 +45,12 @@ const char* const help =
     "  --kl-base MODEL        also report the KL divergence of MODEL's distributions from this one's\n"
     "  --weights W            f32, f16 or bf16 for -m; default: as stored (--kl-base: as stored)\n"
     "  --threads N            default: all hardware threads\n"
+    "  --json                 one JSON object on stdout: PPL, per-window PPL, tokens, speed,\n"
+    "                         peak memory, and the KL statistics with --kl-base\n"
     "  -h, --help             this text\n";
 
-// A Hugging Face folder's tokenizer.json, else tokenizer.bin next to a llama2.c checkpoint.
-std::string default_tokenizer(const std::string& model) {
-    if (std::ifstream(model + "/tokenizer.json").good()) return model + "/tokenizer.json";
-    const std::size_t slash = model.find_last_of('/');
-    return (slash == std::string::npos ? std::string(".") : model.substr(0, slash)) + "/tokenizer.bin";
-}
+using clock_type = std::chrono::steady_clock;
+double since(clock_type::time_point t) { return std::chrono::duration<double>(clock_type::now() - t).count(); }
 
 }  // namespace
 
@@ -59,7 +61,7 @@ int perplexity(int argc, char** argv) {
     cli::args a("perplexity", argc, argv);
     std::string model_path, tok_path, text_path, base_path, weights, range;
     en::perplexity_options o;
-    bool chunks_given = false;
+    bool chunks_given = false, json = false;
     unsigned threads = std::max(1u, std::thread::hardware_concurrency());
     while (!a.done()) {
         const std::string opt = a.next_option();
@@ -94,13 +96,15 @@ int perplexity(int argc, char** argv) {
             if (!edgeq::is_dense_type(weights)) a.fail("--weights takes f32, f16 or bf16, not '" + weights + "'");
         } else if (opt == "--threads") {
             threads = unsigned(a.positive(opt, 1024));
+        } else if (opt == "--json") {
+            json = true;
         } else {
             a.unknown(opt);
         }
     }
     if (model_path.empty()) a.fail("-m MODEL is required");
     if (text_path.empty()) a.fail("-f TEXT is required");
-    if (tok_path.empty()) tok_path = default_tokenizer(model_path);
+    if (tok_path.empty()) tok_path = cli::default_tokenizer(model_path);
     if (o.protocol == en::ppl_protocol::llamacpp && !chunks_given) o.max_windows = -1;
 
     std::ifstream in(text_path, std::ios::binary);
@@ -120,28 +124,71 @@ int perplexity(int argc, char** argv) {
         text = text.substr(b0, b1 - b0);
     }
 
-    const en::llama_model model = en::load_model(
-        model_path, weights.empty() ? edgeq::io::matrix_factory() : edgeq::io::dense_factory(weights));
+    const auto t_load = clock_type::now();
+    const en::llama_model model =
+        cli::load_model(model_path, weights.empty() ? edgeq::io::matrix_factory() : edgeq::io::dense_factory(weights));
     const auto tok = edgeq::tok::load_tokenizer(tok_path, model.config.vocab_size);
+    double load_s = since(t_load);
     const bool bos = o.protocol == en::ppl_protocol::llamacpp;
     const std::vector<int> ids = tok->encode(text, bos, false);
     edgeq::thread_pool pool(threads);
     std::fprintf(stderr, "%zu tokens, n_ctx %d, protocol %s\n", ids.size(), o.n_ctx, bos ? "llamacpp" : "gptq");
-    o.progress = [](int done, int all, double v) {
-        std::fprintf(stderr, "\r[%d/%d] %.4f", done, all, v);
-        std::fflush(stderr);
+    cli::progress_bar bar("perplexity");
+    const bool kl = !base_path.empty();  // the running value is then the mean KLD
+    o.progress = [&bar, kl](int done, int all, double v) {
+        bar.update(std::size_t(done), std::size_t(all), kl ? "KLD " + cli::fmt("%.5f", v) : "PPL " + cli::fmt("%.4f", std::exp(v)));
+    };
+    // Common JSON fields: what was measured, on what, how fast.
+    auto json_head = [&](double secs, std::size_t scored) {
+        return "\"model\": " + cli::json_string(model_path) + ", \"tokenizer\": " + cli::json_string(tok_path) +
+               ", \"text\": " + cli::json_string(text_path) + ", \"protocol\": \"" + (bos ? "llamacpp" : "gptq") +
+               "\", \"n_ctx\": " + std::to_string(o.n_ctx) + ", \"tokens\": " + std::to_string(ids.size()) +
+               ",\n \"load_seconds\": " + cli::json_number(load_s) + ", \"seconds\": " + cli::json_number(secs) +
+               ", \"scored_tokens_per_second\": " + cli::json_number(secs > 0 ? double(scored) / secs : 0.0) +
+               ", \"threads\": " + std::to_string(pool.size()) + ", \"peak_rss_bytes\": " + cli::fmt("%.0f", cli::peak_rss_bytes());
+    };
+    auto json_ppl = [](const en::perplexity_result& r) {
+        std::string w;
+        for (std::size_t i = 0; i < r.window_mean_nll.size(); ++i)
+            w += (i ? ", " : "") + cli::json_number(std::exp(r.window_mean_nll[i]));
+        return "{\"ppl\": " + cli::json_number(r.ppl) + ", \"ppl_uncertainty\": " + cli::json_number(r.ppl_uncertainty) +
+               ", \"mean_nll\": " + cli::json_number(r.mean_nll) + ", \"windows\": " + std::to_string(r.n_windows) +
+               ", \"scored\": " + std::to_string(r.n_scored) + ",\n  \"window_ppl\": [" + w + "]}";
     };
 
     if (base_path.empty()) {
+        const auto t0 = clock_type::now();
         const en::perplexity_result r = en::perplexity(model, ids, o, pool);
-        std::fprintf(stderr, "\n");
+        const double secs = since(t0);
+        bar.finish();
+        if (json) {
+            std::printf("{%s,\n \"result\": %s}\n", json_head(secs, r.n_scored).c_str(), json_ppl(r).c_str());
+            return 0;
+        }
         std::printf("windows %d, scored %zu, mean NLL %.6f\nPPL = %.4f +/- %.5f\n", r.n_windows, r.n_scored, r.mean_nll, r.ppl,
                     r.ppl_uncertainty);
+        std::fprintf(stderr, "%s, %.1f scored tokens/s, load %s, peak memory %s\n", cli::seconds(secs).c_str(),
+                     double(r.n_scored) / secs, cli::seconds(load_s).c_str(), cli::bytes(cli::peak_rss_bytes()).c_str());
         return 0;
     }
-    const en::llama_model base = en::load_model(base_path);
+    const auto t_base = clock_type::now();
+    const en::llama_model base = cli::load_model(base_path, edgeq::io::matrix_factory(), "loading the base");
+    load_s += since(t_base);
+    const auto t0 = clock_type::now();
     const en::kl_divergence_result k = en::kl_divergence(model, base, ids, o, pool);
-    std::fprintf(stderr, "\n");
+    const double secs = since(t0);
+    bar.finish();
+    if (json) {
+        std::printf("{%s, \"base\": %s,\n \"result\": %s,\n \"base_result\": %s,\n \"kl\": {\"mean\": %s, \"uncertainty\": %s, "
+                    "\"max\": %s, \"p99\": %s, \"p90\": %s, \"median\": %s, \"min\": %s, \"mean_dp\": %s, \"rms_dp\": %s, "
+                    "\"max_abs_dp\": %s, \"same_top\": %s}}\n",
+                    json_head(secs, k.ppl.n_scored).c_str(), cli::json_string(base_path).c_str(), json_ppl(k.ppl).c_str(),
+                    json_ppl(k.ppl_base).c_str(), cli::json_number(k.mean_kld).c_str(), cli::json_number(k.kld_uncertainty).c_str(),
+                    cli::json_number(k.max_kld).c_str(), cli::json_number(k.p99_kld).c_str(), cli::json_number(k.p90_kld).c_str(),
+                    cli::json_number(k.median_kld).c_str(), cli::json_number(k.min_kld).c_str(), cli::json_number(k.mean_dp).c_str(),
+                    cli::json_number(k.rms_dp).c_str(), cli::json_number(k.max_abs_dp).c_str(), cli::json_number(k.same_top).c_str());
+        return 0;
+    }
     std::printf("Mean PPL(Q)    : %10.6f +/- %10.6f\n", k.ppl.ppl, k.ppl.ppl_uncertainty);
     std::printf("Mean PPL(base) : %10.6f +/- %10.6f\n", k.ppl_base.ppl, k.ppl_base.ppl_uncertainty);
     std::printf("Mean    KLD: %10.6f +/- %10.6f\n", k.mean_kld, k.kld_uncertainty);
@@ -149,6 +196,8 @@ int perplexity(int argc, char** argv) {
                 k.max_kld, k.p99_kld, k.p90_kld, k.median_kld, k.min_kld);
     std::printf("Mean    dp: %6.3f %%\nRMS     dp: %6.3f %%\nMaximum dp: %6.3f %%\nSame top p: %6.3f %%\n", 100 * k.mean_dp,
                 100 * k.rms_dp, 100 * k.max_abs_dp, 100 * k.same_top);
+    std::fprintf(stderr, "%s, load %s, peak memory %s\n", cli::seconds(secs).c_str(), cli::seconds(load_s).c_str(),
+                 cli::bytes(cli::peak_rss_bytes()).c_str());
     return 0;
 }
 

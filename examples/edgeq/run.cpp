@@ -1,5 +1,6 @@
-// edgeq run: generate text with a Llama-family model (llama2.c checkpoints and Hugging Face Llama folders), streaming
-// the tokens as they come, then the prompt and generation speeds.
+// edgeq run: generate text with a Llama-family model (GGUF, llama2.c checkpoints and Hugging Face
+// folders), streaming the tokens as they come, then the load time, the prompt and generation
+// speeds and the peak memory; or all of it as one JSON object (--json).
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -11,12 +12,12 @@
 
 #include <edgeq/core/thread_pool.hpp>
 #include <edgeq/engine/llama.hpp>
-#include <edgeq/engine/load.hpp>
 #include <edgeq/engine/sampler.hpp>
 #include <edgeq/engine/tokenizer/load.hpp>
 
 #include "cli.hpp"
 #include "commands.hpp"
+#include "model_files.hpp"
 
 namespace {
 
@@ -25,17 +26,19 @@ using clock_type = std::chrono::steady_clock;
 const char* const help =
     "usage: edgeq run -m MODEL [-t TOKENIZER] [-p PROMPT] [-n N] [--temp T] [--top-k K] [--top-p P]\n"
     "                 [--repeat-penalty R] [--repeat-last-n N] [--seed S] [--threads N] [--weights W]\n"
-    "                 [--ctx N]\n"
+    "                 [--ctx N] [--json]\n"
     "\n"
     "Generates text after PROMPT, printing each token as it comes, then the speeds of the prompt\n"
     "(all tokens at once through GEMM) and of the generation (one token at a time, GEMV and a KV\n"
-    "cache) on stderr.\n"
+    "cache), the load time and the peak memory (resident set) on stderr.\n"
     "\n"
     "options:\n"
-    "  -m, --model MODEL      a llama2.c checkpoint (.bin, v0 or v1), or a Hugging Face\n"
-    "                         folder (config.json, *.safetensors) of a Llama, Mistral or Qwen2\n"
-    "  -t, --tokenizer FILE   tokenizer.json, tokenizer.model or llama2.c tokenizer.bin;\n"
-    "                         default: the folder's tokenizer.json, or tokenizer.bin next to a .bin\n"
+    "  -m, --model MODEL      a GGUF file (llama, qwen2), a llama2.c checkpoint (.bin, v0 or v1),\n"
+    "                         or a Hugging Face folder (config.json, *.safetensors) of a Llama,\n"
+    "                         Mistral or Qwen2\n"
+    "  -t, --tokenizer FILE   tokenizer.json, tokenizer.model, a GGUF or llama2.c tokenizer.bin;\n"
+    "                         default: the GGUF's own, the folder's tokenizer.json, or\n"
+    "                         tokenizer.bin next to a .bin\n"
     "  -p, --prompt PROMPT    default: empty (generation starts from BOS)\n"
     "  -n N                   tokens to generate; default 256 (stops early at BOS or EOS)\n"
     "  --temp T               temperature, 0 = greedy; default 0.8\n"
@@ -44,9 +47,11 @@ const char* const help =
     "  --repeat-penalty R     divide the logits of recent tokens by R (1 = off); default 1.0\n"
     "  --repeat-last-n N      how many recent tokens the penalty looks at; default 64\n"
     "  --seed S               sampling seed; default 42\n"
-    "  --ctx N                context length (KV cache size); default: the model's\n"
+    "  --ctx N                context length (KV cache size); default: the model's, at most 4096\n"
     "  --threads N            default: all hardware threads\n"
     "  --weights W            f32, f16 or bf16; default: as stored\n"
+    "  --json                 one JSON object on stdout (tokens, text, speeds, load time, peak\n"
+    "                         memory) instead of the streamed text and the summary\n"
     "  -h, --help             this text\n";
 
 double number(cli::args& a, const std::string& option, double lo, double hi) {
@@ -62,13 +67,6 @@ double number(cli::args& a, const std::string& option, double lo, double hi) {
     return d;
 }
 
-// A Hugging Face folder's tokenizer.json, else tokenizer.bin next to a llama2.c checkpoint.
-std::string default_tokenizer(const std::string& model) {
-    if (std::ifstream(model + "/tokenizer.json").good()) return model + "/tokenizer.json";
-    const std::size_t slash = model.find_last_of('/');
-    return (slash == std::string::npos ? std::string(".") : model.substr(0, slash)) + "/tokenizer.bin";
-}
-
 }  // namespace
 
 namespace commands {
@@ -78,6 +76,7 @@ int run(int argc, char** argv) {
     std::string model_path, tok_path, prompt, weights;
     std::size_t n_gen = 256, n_ctx = 0;
     unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+    bool json = false;
     edgeq::engine::sampler_params sp;
     while (!a.done()) {
         const std::string o = a.next_option();
@@ -111,17 +110,23 @@ int run(int argc, char** argv) {
         } else if (o == "--weights") {
             weights = a.value(o);
             if (!edgeq::is_dense_type(weights)) a.fail("--weights takes f32, f16 or bf16, not '" + weights + "'");
+        } else if (o == "--json") {
+            json = true;
         } else {
             a.unknown(o);
         }
     }
     if (model_path.empty()) a.fail("-m MODEL is required");
-    if (tok_path.empty()) tok_path = default_tokenizer(model_path);
+    if (tok_path.empty()) tok_path = cli::default_tokenizer(model_path);
 
-    const edgeq::engine::llama_model model = edgeq::engine::load_model(
-        model_path, weights.empty() ? edgeq::io::matrix_factory() : edgeq::io::dense_factory(weights));
+    const auto t_load = clock_type::now();
+    const edgeq::engine::llama_model model =
+        cli::load_model(model_path, weights.empty() ? edgeq::io::matrix_factory() : edgeq::io::dense_factory(weights));
     const auto tok = edgeq::tok::load_tokenizer(tok_path, model.config.vocab_size);
+    const double load_s = std::chrono::duration<double>(clock_type::now() - t_load).count();
     edgeq::thread_pool pool(threads);
+    // The KV cache is allocated whole: a model trained for 128K positions would take gigabytes.
+    if (n_ctx == 0) n_ctx = std::size_t(std::min(model.config.seq_len, 4096));
     edgeq::engine::llama_session session(model, pool, int(n_ctx));
     edgeq::engine::sampler sampler(sp);
 
@@ -130,8 +135,11 @@ int run(int argc, char** argv) {
         a.fail_plain("the prompt has " + std::to_string(ids.size()) + " tokens; the context holds " +
                      std::to_string(session.n_ctx()));
     n_gen = std::min(n_gen, std::size_t(session.n_ctx()) - ids.size());
-    std::fputs(prompt.c_str(), stdout);
-    std::fflush(stdout);
+    if (!json) {
+        std::fputs(prompt.c_str(), stdout);
+        std::fflush(stdout);
+    }
+    std::string text;  // the generated text
 
     const auto t0 = clock_type::now();
     std::vector<float> logits = session.prompt(ids);
@@ -143,20 +151,40 @@ int run(int argc, char** argv) {
         std::string piece = tok->decode(next);
         if (ids.back() == model.config.bos_id && !piece.empty() && piece[0] == ' ') piece.erase(0, 1);  // as run.c
         ids.push_back(next);
-        std::fputs(piece.c_str(), stdout);
-        std::fflush(stdout);
+        text += piece;
+        if (!json) {
+            std::fputs(piece.c_str(), stdout);
+            std::fflush(stdout);
+        }
         if (generated + 1 < n_gen) logits = session.decode(next);
     }
     const auto t2 = clock_type::now();
-    std::fputs("\n", stdout);
     const double tp = std::chrono::duration<double>(t1 - t0).count(), tg = std::chrono::duration<double>(t2 - t1).count();
     const std::size_t n_prompt = ids.size() - generated;
+    if (json) {
+        std::string toks;
+        for (std::size_t i = n_prompt; i < ids.size(); ++i) toks += (i > n_prompt ? ", " : "") + std::to_string(ids[i]);
+        std::printf("{\"model\": %s, \"tokenizer\": %s, \"prompt\": %s, \"prompt_tokens\": %zu, \"generated_tokens\": %zu,\n"
+                    " \"tokens\": [%s],\n \"text\": %s,\n"
+                    " \"load_seconds\": %s, \"prompt_seconds\": %s, \"prompt_tokens_per_second\": %s, "
+                    "\"decode_seconds\": %s, \"decode_tokens_per_second\": %s,\n"
+                    " \"n_ctx\": %d, \"threads\": %u, \"weights\": %s, \"weight_bytes\": %zu, \"peak_rss_bytes\": %.0f}\n",
+                    cli::json_string(model_path).c_str(), cli::json_string(tok_path).c_str(), cli::json_string(prompt).c_str(),
+                    n_prompt, generated, toks.c_str(), cli::json_string(text).c_str(), cli::json_number(load_s).c_str(),
+                    cli::json_number(tp).c_str(), cli::json_number(tp > 0 ? double(n_prompt) / tp : 0.0).c_str(),
+                    cli::json_number(tg).c_str(), cli::json_number(generated && tg > 0 ? double(generated) / tg : 0.0).c_str(),
+                    session.n_ctx(), pool.size(), cli::json_string(model.token_embd->scheme_name()).c_str(),
+                    model.storage_bytes(), cli::peak_rss_bytes());
+        return 0;
+    }
+    std::fputs("\n", stdout);
     std::fprintf(stderr, "\nprompt:     %zu tokens in %s, %.1f tokens/s\ngeneration: %zu tokens in %s, %.1f tokens/s\n",
                  n_prompt, cli::seconds(tp).c_str(), double(n_prompt) / tp, generated, cli::seconds(tg).c_str(),
                  generated ? double(generated) / tg : 0.0);
-    std::fprintf(stderr, "model: %s, %d layers, dim %d, %s weights (%s), %u threads\n", model_path.c_str(),
-                 model.config.n_layers, model.config.dim, model.token_embd->scheme_name().c_str(), cli::bytes(double(model.storage_bytes())).c_str(),
-                 pool.size());
+    std::fprintf(stderr, "model: %s, %d layers, dim %d, %s weights (%s), %u threads, loaded in %s\n", model_path.c_str(),
+                 model.config.n_layers, model.config.dim, model.token_embd->scheme_name().c_str(),
+                 cli::bytes(double(model.storage_bytes())).c_str(), pool.size(), cli::seconds(load_s).c_str());
+    std::fprintf(stderr, "peak memory: %s\n", cli::bytes(cli::peak_rss_bytes()).c_str());
     return 0;
 }
 

@@ -25,7 +25,14 @@ struct llama3_rope_scaling {
     double original_max_position = 8192.0;
 };
 
+// The one config struct of the project: io/hf_config.hpp parses config.json into it, the llama2.c
+// and GGUF readers fill it from their headers and metadata, io/hf_to_gguf.hpp writes it as GGUF
+// metadata. Fields the engine cannot run (o_bias, mlp_bias) are kept so that a reader can parse
+// a config and the engine can refuse it with a clear message (model_from_tensors).
 struct llama_config {
+    // Hugging Face class: "LlamaForCausalLM" (also llama2.c and GGUF "llama"), "MistralForCausalLM",
+    // "Qwen2ForCausalLM" (GGUF "qwen2"). Empty means Llama.
+    std::string architecture;
     int dim = 0;         // hidden size
     int hidden_dim = 0;  // feed-forward (intermediate) size
     int n_layers = 0;
@@ -37,11 +44,20 @@ struct llama_config {
     double rope_theta = 10000.0;
     rope_pairing pairing = rope_pairing::neox;
     llama3_rope_scaling rope_scaling;
+    double rope_linear_factor = 1.0;  // rope_type "linear": positions divided by the factor
+    // Per-frequency divisors (GGUF rope_freqs.weight, which llama.cpp writes for llama3 scaling):
+    // empty, or head_size()/2 values; applied on top of the above.
+    std::vector<float> rope_freq_factors;
     float rms_eps = 1e-5f;
     bool qkv_bias = false;    // Qwen2: q, k and v have biases
+    bool o_bias = false;      // Llama attention_bias also biases o_proj: parsed, not run
+    bool mlp_bias = false;    // parsed, not run
     bool tied_output = true;  // the classifier is the token embedding
-    int bos_id = 1;
+    int bos_id = 1;           // -1: none
     int eos_id = 2;
+    std::string dtype;        // the checkpoint's weights: "float32", "float16", "bfloat16" or ""
+
+    bool is_qwen2() const { return architecture == "Qwen2ForCausalLM"; }
 
     int head_size() const { return head_dim ? head_dim : (n_heads ? dim / n_heads : 0); }
     int q_dim() const { return n_heads * head_size(); }
@@ -63,6 +79,10 @@ struct llama_config {
              "dim (" + std::to_string(dim) + ") is not a multiple of n_heads (" + std::to_string(n_heads) + ")");
         need(head_size() % 2 == 0, "RoPE needs an even head size, not " + std::to_string(head_size()));
         need(rope_theta > 0, "rope_theta must be positive");
+        need(rope_linear_factor > 0, "the linear RoPE factor must be positive");
+        need(rope_freq_factors.empty() || rope_freq_factors.size() == std::size_t(head_size() / 2),
+             "rope_freq_factors has " + std::to_string(rope_freq_factors.size()) + " values, not head_size / 2 = " +
+                 std::to_string(head_size() / 2));
     }
 };
 
@@ -91,6 +111,8 @@ inline std::vector<float> rope_inv_freq(const llama_config& c) {
                 inv = (1.0 - sm) * inv / s.factor + sm * inv;
             }
         }
+        inv /= c.rope_linear_factor;
+        if (!c.rope_freq_factors.empty()) inv /= double(c.rope_freq_factors[std::size_t(i)]);
         f[std::size_t(i)] = float(inv);
     }
     return f;

@@ -71,6 +71,8 @@ struct tensor_source {
 
 inline llama_model model_from_tensors(const llama_config& c, const tensor_source& src) {
     c.validate();
+    if (c.o_bias || c.mlp_bias)
+        throw error("model: biases on the attention output or the MLP are not supported by the engine");
     const std::size_t dim = std::size_t(c.dim), hid = std::size_t(c.hidden_dim), qd = std::size_t(c.q_dim()),
                       kvd = std::size_t(c.kv_dim()), vocab = std::size_t(c.vocab_size);
     auto mat = [&](const std::string& name, std::size_t rows, std::size_t cols) {
@@ -113,21 +115,6 @@ inline llama_model model_from_tensors(const llama_config& c, const tensor_source
         m.config.tied_output = false;
     }
     return m;
-}
-
-// Meta (interleaved) rows of a q or k projection to Hugging Face (rotate-half) order, as
-// transformers' convert_llama_weights_to_hf permute() does: within each head, row 2i + j moves
-// to j * d/2 + i. The same model then gives the same logits with rope_pairing::neox.
-inline std::vector<float> permute_interleaved_to_neox(matrix_view<const float> w, int n_heads) {
-    const std::size_t hd = w.rows / std::size_t(n_heads), half = hd / 2;
-    std::vector<float> out(w.rows * w.cols);
-    for (std::size_t h = 0; h < std::size_t(n_heads); ++h)
-        for (std::size_t i = 0; i < half; ++i)
-            for (std::size_t j = 0; j < 2; ++j) {
-                const float* from = w.row(h * hd + 2 * i + j);
-                std::copy(from, from + w.cols, out.begin() + std::ptrdiff_t((h * hd + j * half + i) * w.cols));
-            }
-    return out;
 }
 
 }  // namespace engine

@@ -38,6 +38,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <string>
 #include <type_traits>
@@ -549,6 +550,8 @@ class file {
     std::uint32_t alignment() const { return alignment_; }
     std::uint64_t data_offset() const { return data_offset_; }  // where the data section starts
     std::size_t file_size() const { return map_.size(); }
+    // Drops a tensor's pages from memory after its bytes were copied (mapped_file::release).
+    void release(const tensor_info& t) const { map_.release(t.data, std::size_t(t.bytes)); }
     const std::string& path() const { return map_.path(); }
 
     // Metadata in file order.
@@ -722,8 +725,18 @@ class file {
 // version 3 file. The output depends only on the calls made: metadata in the order first set,
 // tensors in the order added, zero padding; no time stamps. llama.cpp's layout rules hold:
 // tensor offsets are consecutive, each padded to the alignment.
+//
+// Streaming: the header needs only each tensor's size, so a tensor may be declared without its
+// data (declare_tensor, declare_grouped) and produced at write time by a source callback, one
+// tensor at a time, in the order added; a model larger than memory can be written this way.
 class writer {
    public:
+    // Receives a declared tensor's bytes, in as many pieces as the source likes.
+    using sink_fn = std::function<void(const void* data, std::size_t bytes)>;
+    // Produces tensor `index` (its position among all tensors added) through `sink`: exactly the
+    // bytes declared, or write() fails and leaves no file.
+    using source_fn = std::function<void(std::size_t index, const std::string& name, const sink_fn& sink)>;
+
     explicit writer(std::uint32_t alignment = default_alignment) : alignment_(alignment) {
         if (alignment == 0 || (alignment & (alignment - 1))) throw error("GGUF writer: the alignment must be a power of two");
         if (alignment != default_alignment) set("general.alignment", value::scalar<std::uint32_t>(alignment));
@@ -765,6 +778,26 @@ class writer {
         set("edgeq.tensor." + name + ".bytes", value::scalar<std::uint64_t>(bytes));
     }
 
+    // Declared tensors, produced at write time by write(path, source).
+    void declare_tensor(const std::string& name, std::uint32_t type_id, const std::vector<std::uint64_t>& shape) {
+        const type_info* ti = find_type(type_id);
+        if (!ti) throw error("GGUF writer: tensor '" + name + "' has unknown type " + std::to_string(type_id));
+        if (!ti->block_weights) throw error("GGUF writer: declare EDGEQ_GROUPED tensor '" + name + "' with declare_grouped");
+        std::uint64_t elements = 0, bytes = 0;
+        std::string why;
+        if (!detail::tensor_bytes(*ti, shape, elements, bytes, why))
+            throw error("GGUF writer: tensor '" + name + "' (" + ti->name + ", shape " + detail::shape_text(shape) + "): " + why);
+        add(name, *ti, shape, nullptr, bytes, true);
+    }
+    void declare_grouped(const std::string& name, const std::string& scheme, std::uint64_t cols, std::uint64_t rows,
+                         std::uint64_t bytes) {
+        if (scheme.empty()) throw error("GGUF writer: tensor '" + name + "' needs a scheme name");
+        add(name, *find_type(type::edgeq_grouped), {cols, rows}, nullptr, bytes, true);
+        set("edgeq.format_version", value::scalar<std::uint32_t>(1));
+        set("edgeq.tensor." + name + ".scheme", value::string(scheme));
+        set("edgeq.tensor." + name + ".bytes", value::scalar<std::uint64_t>(bytes));
+    }
+
     // The header (everything before the data section), padded to the alignment.
     std::string header() const {
         std::string o = "GGUF";
@@ -792,12 +825,30 @@ class writer {
     }
 
     // Writes the file atomically (a temporary file renamed into place; nothing on failure).
-    void write(const std::string& path) const {
+    // Declared tensors need the source overload.
+    void write(const std::string& path) const { write(path, source_fn()); }
+    void write(const std::string& path, const source_fn& source) const {
         const std::string h = header();
         atomic_writer w(path);
         w.write(h.data(), h.size());
-        for (const pending& t : t_) {
-            w.write(t.data, std::size_t(t.bytes));
+        for (std::size_t i = 0; i < t_.size(); ++i) {
+            const pending& t = t_[i];
+            if (!t.deferred) {
+                w.write(t.data, std::size_t(t.bytes));
+            } else {
+                if (!source) throw error("GGUF writer: tensor '" + t.name + "' was declared without data and no source was given");
+                std::uint64_t got = 0;
+                source(i, t.name, [&](const void* p, std::size_t n) {
+                    if (n > t.bytes - got)
+                        throw error("GGUF writer: the source gave more than the " + std::to_string(t.bytes) +
+                                    " bytes declared for tensor '" + t.name + "'");
+                    w.write(p, n);
+                    got += n;
+                });
+                if (got != t.bytes)
+                    throw error("GGUF writer: the source gave " + std::to_string(got) + " of the " + std::to_string(t.bytes) +
+                                " bytes declared for tensor '" + t.name + "'");
+            }
             w.write_zeros(std::size_t(pad(t.bytes) - t.bytes));
         }
         w.commit();
@@ -810,11 +861,12 @@ class writer {
         std::vector<std::uint64_t> shape;
         const void* data;
         std::uint64_t bytes;
+        bool deferred;  // declared: produced by write()'s source
     };
     std::uint64_t pad(std::uint64_t n) const { return (n + alignment_ - 1) / alignment_ * alignment_; }
 
     void add(const std::string& name, const type_info& ti, const std::vector<std::uint64_t>& shape, const void* data,
-             std::uint64_t bytes) {
+             std::uint64_t bytes, bool deferred = false) {
         if (name.empty()) throw error("GGUF writer: empty tensor name");
         for (const pending& t : t_)
             if (t.name == name) throw error("GGUF writer: tensor '" + name + "' added twice");
@@ -826,8 +878,8 @@ class writer {
         if (ti.block_weights && bytes != need)
             throw error("GGUF writer: tensor '" + name + "' (" + ti.name + ", shape " + detail::shape_text(shape) + ") needs " +
                         std::to_string(need) + " bytes, not " + std::to_string(bytes));
-        if (bytes && !data) throw error("GGUF writer: tensor '" + name + "' has no data");
-        t_.push_back(pending{name, ti.id, shape, data, bytes});
+        if (bytes && !data && !deferred) throw error("GGUF writer: tensor '" + name + "' has no data");
+        t_.push_back(pending{name, ti.id, shape, data, bytes, deferred});
     }
 
     std::uint32_t alignment_;

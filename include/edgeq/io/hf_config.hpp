@@ -1,6 +1,7 @@
 // Hugging Face config.json of the Llama family: LlamaForCausalLM, MistralForCausalLM and
 // Qwen2ForCausalLM, in the transformers 4 form (top-level rope_theta, rope_scaling,
-// torch_dtype) and the transformers 5 form (rope_parameters, dtype). Host only.
+// torch_dtype) and the transformers 5 form (rope_parameters, dtype), into engine::llama_config.
+// Host only.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -9,38 +10,15 @@
 #include <nlohmann/json.hpp>
 
 #include "../core/error.hpp"
+#include "../engine/config.hpp"
 #include "mmap.hpp"
 
 namespace edgeq {
 namespace io {
 
-struct llama_config {
-    std::string architecture;  // "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"
-    std::string model_type;    // "llama", "mistral", "qwen2"
-    int hidden_size = 0;
-    int intermediate_size = 0;
-    int num_hidden_layers = 0;
-    int num_attention_heads = 0;
-    int num_key_value_heads = 0;
-    int head_dim = 0;  // explicit, or hidden_size / num_attention_heads
-    int vocab_size = 0;
-    int max_position_embeddings = 0;
-    double rms_norm_eps = 1e-6;
-    double rope_theta = 10000.0;
-    // RoPE scaling: "" (none / "default"), "llama3" or "linear".
-    std::string rope_type;
-    double rope_factor = 1.0;
-    double rope_low_freq_factor = 1.0;        // llama3
-    double rope_high_freq_factor = 4.0;       // llama3
-    int rope_original_max_position = 0;       // llama3
-    bool tie_word_embeddings = false;
-    bool attention_bias = false;  // q, k, v biases (always for qwen2; `attention_bias` for llama)
-    bool o_bias = false;          // output projection bias (llama `attention_bias` also gives o a bias)
-    bool mlp_bias = false;
-    int bos_token_id = -1;  // -1: none
-    int eos_token_id = -1;
-    std::string dtype;  // "float32", "float16", "bfloat16" or "" when not given
-};
+// config.json parses into the engine's llama_config (engine/config.hpp), the project's one
+// config struct; io::llama_config names the same type.
+using llama_config = engine::llama_config;
 
 namespace detail {
 inline const nlohmann::json* cfg_find(const nlohmann::json& j, const char* key) {
@@ -94,42 +72,43 @@ inline llama_config parse_llama_config(const std::string& text, const std::strin
     }
     if (!j.is_object()) throw error(where + " is not a JSON object");
     llama_config c;
+    c.bos_id = c.eos_id = -1;  // only what the file says
+    std::string model_type;
     const nlohmann::json* archs = d::cfg_find(j, "architectures");
     if (archs && archs->is_array() && !archs->empty() && (*archs)[0].is_string()) c.architecture = (*archs)[0].get<std::string>();
     const nlohmann::json* mt = d::cfg_find(j, "model_type");
-    if (mt && mt->is_string()) c.model_type = mt->get<std::string>();
+    if (mt && mt->is_string()) model_type = mt->get<std::string>();
     if (c.architecture.empty()) {
-        if (c.model_type == "llama") c.architecture = "LlamaForCausalLM";
-        else if (c.model_type == "mistral") c.architecture = "MistralForCausalLM";
-        else if (c.model_type == "qwen2") c.architecture = "Qwen2ForCausalLM";
+        if (model_type == "llama") c.architecture = "LlamaForCausalLM";
+        else if (model_type == "mistral") c.architecture = "MistralForCausalLM";
+        else if (model_type == "qwen2") c.architecture = "Qwen2ForCausalLM";
     }
     if (c.architecture != "LlamaForCausalLM" && c.architecture != "MistralForCausalLM" && c.architecture != "Qwen2ForCausalLM")
-        throw error(where + ": architecture '" + (c.architecture.empty() ? c.model_type : c.architecture) +
+        throw error(where + ": architecture '" + (c.architecture.empty() ? model_type : c.architecture) +
                     "' is not supported; edgeq reads LlamaForCausalLM, MistralForCausalLM and Qwen2ForCausalLM");
-    const bool qwen2 = c.architecture == "Qwen2ForCausalLM";
-    if (c.model_type.empty()) c.model_type = qwen2 ? "qwen2" : c.architecture == "MistralForCausalLM" ? "mistral" : "llama";
+    const bool qwen2 = c.is_qwen2();
 
-    c.hidden_size = d::cfg_int(j, "hidden_size", where, true);
-    c.intermediate_size = d::cfg_int(j, "intermediate_size", where, true);
-    c.num_hidden_layers = d::cfg_int(j, "num_hidden_layers", where, true);
-    c.num_attention_heads = d::cfg_int(j, "num_attention_heads", where, true);
-    c.num_key_value_heads = d::cfg_int(j, "num_key_value_heads", where, false, c.num_attention_heads);
+    c.dim = d::cfg_int(j, "hidden_size", where, true);
+    c.hidden_dim = d::cfg_int(j, "intermediate_size", where, true);
+    c.n_layers = d::cfg_int(j, "num_hidden_layers", where, true);
+    c.n_heads = d::cfg_int(j, "num_attention_heads", where, true);
+    c.n_kv_heads = d::cfg_int(j, "num_key_value_heads", where, false, c.n_heads);
     c.vocab_size = d::cfg_int(j, "vocab_size", where, true);
-    c.max_position_embeddings = d::cfg_int(j, "max_position_embeddings", where, false, 2048);
-    if (!c.hidden_size || !c.intermediate_size || !c.num_hidden_layers || !c.num_attention_heads || !c.num_key_value_heads ||
-        !c.vocab_size)
+    c.seq_len = d::cfg_int(j, "max_position_embeddings", where, false, 2048);
+    if (!c.dim || !c.hidden_dim || !c.n_layers || !c.n_heads || !c.n_kv_heads || !c.vocab_size || !c.seq_len)
         throw error(where + ": a model size is zero");
-    if (c.num_attention_heads % c.num_key_value_heads)
-        throw error(where + ": num_attention_heads (" + std::to_string(c.num_attention_heads) +
-                    ") is not a multiple of num_key_value_heads (" + std::to_string(c.num_key_value_heads) + ")");
+    if (c.n_heads % c.n_kv_heads)
+        throw error(where + ": num_attention_heads (" + std::to_string(c.n_heads) +
+                    ") is not a multiple of num_key_value_heads (" + std::to_string(c.n_kv_heads) + ")");
     c.head_dim = d::cfg_int(j, "head_dim", where, false, 0);
     if (!c.head_dim) {
-        if (c.hidden_size % c.num_attention_heads)
+        if (c.dim % c.n_heads)
             throw error(where + ": hidden_size is not a multiple of num_attention_heads and head_dim is not given");
-        c.head_dim = c.hidden_size / c.num_attention_heads;
+        c.head_dim = c.dim / c.n_heads;
     }
     if (c.head_dim % 2) throw error(where + ": head_dim " + std::to_string(c.head_dim) + " is odd; RoPE needs pairs");
-    c.rms_norm_eps = d::cfg_num(j, "rms_norm_eps", where, 1e-6);
+    c.rms_eps = float(d::cfg_num(j, "rms_norm_eps", where, 1e-6));
+    c.pairing = engine::rope_pairing::neox;  // transformers' rotate-half
 
     // RoPE: transformers 5 puts theta and scaling in rope_parameters; 4 uses rope_theta and rope_scaling.
     const nlohmann::json* rp = d::cfg_find(j, "rope_parameters");
@@ -144,34 +123,36 @@ inline llama_config parse_llama_config(const std::string& text, const std::strin
         const nlohmann::json* t = d::cfg_find(*scaling, "rope_type");
         if (!t) t = d::cfg_find(*scaling, "type");
         std::string type = t && t->is_string() ? t->get<std::string>() : "default";
-        if (type == "default") type = "";
-        if (!type.empty() && type != "llama3" && type != "linear")
+        if (type != "default" && type != "llama3" && type != "linear")
             throw error(sw + ": RoPE scaling '" + type + "' is not supported; edgeq reads default, linear and llama3");
-        c.rope_type = type;
-        if (!type.empty()) {
-            c.rope_factor = d::cfg_num(*scaling, "factor", sw, 0.0);
-            if (!(c.rope_factor > 0)) throw error(sw + ": \"factor\" must be a positive number");
+        double factor = 1.0;
+        if (type != "default") {
+            factor = d::cfg_num(*scaling, "factor", sw, 0.0);
+            if (!(factor > 0)) throw error(sw + ": \"factor\" must be a positive number");
         }
+        if (type == "linear") c.rope_linear_factor = factor;
         if (type == "llama3") {
-            c.rope_low_freq_factor = d::cfg_num(*scaling, "low_freq_factor", sw, 1.0);
-            c.rope_high_freq_factor = d::cfg_num(*scaling, "high_freq_factor", sw, 4.0);
-            c.rope_original_max_position = d::cfg_int(*scaling, "original_max_position_embeddings", sw, true);
-            if (!(c.rope_high_freq_factor > c.rope_low_freq_factor))
-                throw error(sw + ": high_freq_factor must exceed low_freq_factor");
+            engine::llama3_rope_scaling& l3 = c.rope_scaling;
+            l3.enabled = true;
+            l3.factor = factor;
+            l3.low_freq_factor = d::cfg_num(*scaling, "low_freq_factor", sw, 1.0);
+            l3.high_freq_factor = d::cfg_num(*scaling, "high_freq_factor", sw, 4.0);
+            l3.original_max_position = d::cfg_int(*scaling, "original_max_position_embeddings", sw, true);
+            if (!(l3.high_freq_factor > l3.low_freq_factor)) throw error(sw + ": high_freq_factor must exceed low_freq_factor");
         }
     }
     if (!(c.rope_theta > 0)) throw error(where + ": rope_theta must be positive");
 
-    c.tie_word_embeddings = d::cfg_bool(j, "tie_word_embeddings", where, false);
+    c.tied_output = d::cfg_bool(j, "tie_word_embeddings", where, false);
     if (qwen2) {
-        c.attention_bias = true;  // Qwen2 always has q, k, v biases and none on o
+        c.qkv_bias = true;  // Qwen2 always has q, k, v biases and none on o
     } else {
-        c.attention_bias = d::cfg_bool(j, "attention_bias", where, false);
-        c.o_bias = c.attention_bias;
+        c.qkv_bias = d::cfg_bool(j, "attention_bias", where, false);
+        c.o_bias = c.qkv_bias;
     }
     c.mlp_bias = d::cfg_bool(j, "mlp_bias", where, false);
-    c.bos_token_id = d::cfg_token(j, "bos_token_id", where);
-    c.eos_token_id = d::cfg_token(j, "eos_token_id", where);
+    c.bos_id = d::cfg_token(j, "bos_token_id", where);
+    c.eos_id = d::cfg_token(j, "eos_token_id", where);
     const nlohmann::json* dt = d::cfg_find(j, "dtype");
     if (!dt) dt = d::cfg_find(j, "torch_dtype");
     if (dt && dt->is_string()) c.dtype = dt->get<std::string>();

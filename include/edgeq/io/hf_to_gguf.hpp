@@ -1,6 +1,8 @@
 // What a Hugging Face -> GGUF converter of the Llama family needs, as data and small
-// functions (the converter itself is written on top of this): the q/k row permutation, the
-// tensor name map and the GGUF metadata that llama.cpp's loader expects. Host only.
+// functions (the converter, engine::save_gguf in engine/load_gguf.hpp, is written on top of
+// this): the q/k row permutation (the project's only one: llama2.c's neox option uses it too),
+// the tensor name map and the GGUF metadata that llama.cpp's loader expects, from the one
+// config struct engine::llama_config. Host only.
 //
 // Permutation. Hugging Face stores q_proj and k_proj rows for the rotate-half RoPE layout
 // (dimension i pairs with i + d/2); GGUF / Meta use the interleaved layout (2i pairs with
@@ -60,7 +62,7 @@ std::vector<T> permute_qk(const std::vector<T>& in, std::size_t rows, std::size_
 // --- names ---------------------------------------------------------------------------------
 
 // The GGUF architecture of a config: "llama" (Llama, Mistral) or "qwen2".
-inline std::string gguf_architecture(const llama_config& c) { return c.architecture == "Qwen2ForCausalLM" ? "qwen2" : "llama"; }
+inline std::string gguf_architecture(const llama_config& c) { return c.is_qwen2() ? "qwen2" : "llama"; }
 // Whether q/k rows are permuted on conversion (see the top of this file).
 inline bool needs_qk_permutation(const llama_config& c) { return gguf_architecture(c) == "llama"; }
 
@@ -140,8 +142,8 @@ inline std::size_t qk_heads(const std::string& gguf_name, const llama_config& c)
         const std::size_t n = std::strlen(s);
         return gguf_name.size() >= n && gguf_name.compare(gguf_name.size() - n, n, s) == 0;
     };
-    if (ends(".attn_q.weight") || ends(".attn_q.bias")) return std::size_t(c.num_attention_heads);
-    if (ends(".attn_k.weight") || ends(".attn_k.bias")) return std::size_t(c.num_key_value_heads);
+    if (ends(".attn_q.weight") || ends(".attn_q.bias")) return std::size_t(c.n_heads);
+    if (ends(".attn_k.weight") || ends(".attn_k.bias")) return std::size_t(c.n_kv_heads);
     return 0;
 }
 
@@ -159,20 +161,21 @@ constexpr std::uint32_t all_f32 = 0, mostly_f16 = 1, mostly_q4_0 = 2, mostly_q4_
 // Empty when the config has no llama3 scaling.
 inline std::vector<float> llama3_rope_factors(const llama_config& c) {
     std::vector<float> f;
-    if (c.rope_type != "llama3") return f;
+    const engine::llama3_rope_scaling& s = c.rope_scaling;
+    if (!s.enabled) return f;
     const double pi = 3.14159265358979323846;
-    const double old_ctx = c.rope_original_max_position;
-    const double low_wavelen = old_ctx / c.rope_low_freq_factor, high_wavelen = old_ctx / c.rope_high_freq_factor;
-    const int dim = c.head_dim;
+    const double old_ctx = s.original_max_position;
+    const double low_wavelen = old_ctx / s.low_freq_factor, high_wavelen = old_ctx / s.high_freq_factor;
+    const int dim = c.head_size();
     for (int i = 0; i < dim; i += 2) {
         // freqs in float32 as torch computes them: 1 / base ** (i / dim)
         const float freq = 1.0f / float(std::pow(float(c.rope_theta), float(i) / float(dim)));
         const double wavelen = 2 * pi / double(freq);
         if (wavelen < high_wavelen) f.push_back(1.0f);
-        else if (wavelen > low_wavelen) f.push_back(float(c.rope_factor));
+        else if (wavelen > low_wavelen) f.push_back(float(s.factor));
         else {
-            const double smooth = (old_ctx / wavelen - c.rope_low_freq_factor) / (c.rope_high_freq_factor - c.rope_low_freq_factor);
-            f.push_back(float(1.0 / ((1 - smooth) / c.rope_factor + smooth)));
+            const double smooth = (old_ctx / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+            f.push_back(float(1.0 / ((1 - smooth) / s.factor + smooth)));
         }
     }
     return f;
@@ -185,24 +188,24 @@ inline void set_model_metadata(gguf::writer& w, const llama_config& c, std::uint
     const std::string a = gguf_architecture(c);
     w.set("general.architecture", value::string(a));
     if (!name.empty()) w.set("general.name", value::string(name));
-    w.set(a + ".block_count", value::scalar<std::uint32_t>(std::uint32_t(c.num_hidden_layers)));
-    w.set(a + ".context_length", value::scalar<std::uint32_t>(std::uint32_t(c.max_position_embeddings)));
-    w.set(a + ".embedding_length", value::scalar<std::uint32_t>(std::uint32_t(c.hidden_size)));
-    w.set(a + ".feed_forward_length", value::scalar<std::uint32_t>(std::uint32_t(c.intermediate_size)));
-    w.set(a + ".attention.head_count", value::scalar<std::uint32_t>(std::uint32_t(c.num_attention_heads)));
-    w.set(a + ".attention.head_count_kv", value::scalar<std::uint32_t>(std::uint32_t(c.num_key_value_heads)));
+    w.set(a + ".block_count", value::scalar<std::uint32_t>(std::uint32_t(c.n_layers)));
+    w.set(a + ".context_length", value::scalar<std::uint32_t>(std::uint32_t(c.seq_len)));
+    w.set(a + ".embedding_length", value::scalar<std::uint32_t>(std::uint32_t(c.dim)));
+    w.set(a + ".feed_forward_length", value::scalar<std::uint32_t>(std::uint32_t(c.hidden_dim)));
+    w.set(a + ".attention.head_count", value::scalar<std::uint32_t>(std::uint32_t(c.n_heads)));
+    w.set(a + ".attention.head_count_kv", value::scalar<std::uint32_t>(std::uint32_t(c.n_kv_heads)));
     w.set(a + ".rope.freq_base", value::scalar<float>(float(c.rope_theta)));
-    w.set(a + ".attention.layer_norm_rms_epsilon", value::scalar<float>(float(c.rms_norm_eps)));
-    if (c.head_dim * c.num_attention_heads != c.hidden_size) {
-        w.set(a + ".attention.key_length", value::scalar<std::uint32_t>(std::uint32_t(c.head_dim)));
-        w.set(a + ".attention.value_length", value::scalar<std::uint32_t>(std::uint32_t(c.head_dim)));
+    w.set(a + ".attention.layer_norm_rms_epsilon", value::scalar<float>(c.rms_eps));
+    if (c.head_size() * c.n_heads != c.dim) {
+        w.set(a + ".attention.key_length", value::scalar<std::uint32_t>(std::uint32_t(c.head_size())));
+        w.set(a + ".attention.value_length", value::scalar<std::uint32_t>(std::uint32_t(c.head_size())));
     }
     w.set("general.file_type", value::scalar<std::uint32_t>(ftype));
     w.set(a + ".vocab_size", value::scalar<std::uint32_t>(std::uint32_t(c.vocab_size)));
-    w.set(a + ".rope.dimension_count", value::scalar<std::uint32_t>(std::uint32_t(c.head_dim)));
-    if (c.rope_type == "linear") {
+    w.set(a + ".rope.dimension_count", value::scalar<std::uint32_t>(std::uint32_t(c.head_size())));
+    if (c.rope_linear_factor != 1.0) {
         w.set(a + ".rope.scaling.type", value::string("linear"));
-        w.set(a + ".rope.scaling.factor", value::scalar<float>(float(c.rope_factor)));
+        w.set(a + ".rope.scaling.factor", value::scalar<float>(float(c.rope_linear_factor)));
     }
     // llama3 scaling travels as the rope_freqs.weight tensor (llama3_rope_factors).
     w.set("general.quantization_version", value::scalar<std::uint32_t>(2));

@@ -19,6 +19,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -34,6 +35,7 @@
 #include "../engine/model.hpp"
 #include "../kernel/simd/dense.hpp"
 #include "../linear.hpp"
+#include "hf_to_gguf.hpp"
 
 namespace edgeq {
 namespace io {
@@ -125,6 +127,23 @@ inline llama2c_checkpoint read_llama2c(const std::string& path) {
     const std::size_t L = std::size_t(c.n_layers), dim = std::size_t(c.dim), hid = std::size_t(c.hidden_dim),
                       qd = std::size_t(c.q_dim()), kvd = std::size_t(c.kv_dim()), vocab = std::size_t(c.vocab_size),
                       hs = std::size_t(c.head_size());
+    // The size the header implies, in double first: a damaged header's sizes overflow 64 bits
+    // and would have the layout below loop over billions of layers.
+    const double need = double(header) + 4.0 * (double(vocab) * double(dim) * (ck.shared_classifier ? 1 : 2) +
+                                                 double(L) * (2.0 * double(dim) + 2.0 * double(qd) * double(dim) +
+                                                              2.0 * double(kvd) * double(dim) + 3.0 * double(hid) * double(dim)) +
+                                                 double(dim) + (ck.version == 0 ? double(c.seq_len) * double(hs) : 0.0));
+    auto size_error = [&](double want) {
+        char w[32];
+        std::snprintf(w, sizeof w, "%.0f", want);
+        return error(where + "the header (v" + std::to_string(ck.version) + ", dim " + std::to_string(dim) + ", hidden " +
+                     std::to_string(hid) + ", " + std::to_string(L) + " layers, " + std::to_string(c.n_heads) + "/" +
+                     std::to_string(c.n_kv_heads) + " heads, vocab " + std::to_string(vocab) + ", seq_len " +
+                     std::to_string(c.seq_len) + (ck.shared_classifier ? ", shared" : ", unshared") + " classifier) needs " + w +
+                     " bytes, the file has " + std::to_string(bytes.size()) +
+                     (double(bytes.size()) < want ? " (truncated?)" : " (trailing data, or a different version?)"));
+    };
+    if (need != double(bytes.size())) throw size_error(need);
     std::size_t at = 0;
     auto add = [&](const std::string& name, std::size_t rows, std::size_t cols) {
         ck.tensors[name] = llama2c_checkpoint::tensor{at, rows, cols};
@@ -161,14 +180,7 @@ inline llama2c_checkpoint read_llama2c(const std::string& path) {
     }
     if (!ck.shared_classifier) add("output", vocab, dim);
 
-    const std::size_t want = header + at * 4;
-    if (bytes.size() != want)
-        throw error(where + "the header (v" + std::to_string(ck.version) + ", dim " + std::to_string(dim) + ", hidden " +
-                    std::to_string(hid) + ", " + std::to_string(L) + " layers, " + std::to_string(c.n_heads) + "/" +
-                    std::to_string(c.n_kv_heads) + " heads, vocab " + std::to_string(vocab) + ", seq_len " +
-                    std::to_string(c.seq_len) + (ck.shared_classifier ? ", shared" : ", unshared") + " classifier) needs " +
-                    std::to_string(want) + " bytes, the file has " + std::to_string(bytes.size()) +
-                    (bytes.size() < want ? " (truncated?)" : " (trailing data, or a different version?)"));
+    if (header + at * 4 != bytes.size()) throw size_error(double(header + at * 4));  // cannot differ from need
     ck.weights.resize(at);
     std::memcpy(ck.weights.data(), bytes.data() + header, at * 4);
     return ck;
@@ -192,7 +204,9 @@ inline engine::tensor_source llama2c_tensors(const llama2c_checkpoint& ck, matri
         const bool q = name.size() > 6 && name.compare(name.size() - 6, 6, "attn_q") == 0;
         const bool k = name.size() > 6 && name.compare(name.size() - 6, 6, "attn_k") == 0;
         if (neox && (q || k)) {
-            const std::vector<float> p = engine::permute_interleaved_to_neox(w, q ? n_heads : n_kv);
+            // Meta (interleaved) rows to transformers' rotate-half order, as its converter does.
+            std::vector<float> p(rows * cols);
+            permute_qk(w.data, p.data(), rows, cols * sizeof(float), std::size_t(q ? n_heads : n_kv), qk_direction::gguf_to_hf);
             return make(name, matrix_view<const float>(p.data(), rows, cols));
         }
         return make(name, w);

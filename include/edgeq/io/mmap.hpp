@@ -83,6 +83,15 @@ class mapped_file {
     std::size_t size() const { return size_; }
     const std::string& path() const { return path_; }
 
+    // Drops the pages wholly inside [p, p + n) from memory once their bytes have been copied, so
+    // a loader that copies tensor by tensor holds about one copy of the weights, not two. The
+    // bytes stay readable (the kernel reads them from the file again if touched).
+    void release(const std::uint8_t* p, std::size_t n) const {
+        const std::uintptr_t page = std::uintptr_t(::sysconf(_SC_PAGESIZE));
+        const std::uintptr_t b = (std::uintptr_t(p) + page - 1) / page * page, e = (std::uintptr_t(p) + n) / page * page;
+        if (p >= data_ && p + n <= data_ + size_ && e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+    }
+
    private:
     void swap(mapped_file& o) noexcept {
         std::swap(data_, o.data_);

@@ -38,7 +38,7 @@ public:
     byte_bpe(tok::vocab voc, const byte_bpe_options& opt,
              const std::vector<std::pair<std::string, std::string>>& merges,
              const std::vector<special_token>& specials = {})
-        : opt_(opt) {
+        : opt_(opt), merges_(merges), specials_list_(specials) {
         voc_ = std::move(voc);
         add_bos_ = opt_.add_bos;
         add_eos_ = opt_.add_eos;
@@ -89,6 +89,9 @@ public:
     }
 
     const byte_bpe_options& options() const { return opt_; }
+    // What it was built from, for writers (a GGUF converter).
+    const std::vector<std::pair<std::string, std::string>>& merges() const { return merges_; }
+    const std::vector<special_token>& specials() const { return specials_list_; }
 
 private:
     static std::uint64_t key(int a, int b) {
@@ -124,6 +127,8 @@ private:
     }
 
     byte_bpe_options opt_;
+    std::vector<std::pair<std::string, std::string>> merges_;
+    std::vector<special_token> specials_list_;
     std::string byte_char_[256];
     std::unordered_map<std::uint32_t, unsigned char> unicode_byte_;
     std::unordered_map<std::uint64_t, std::pair<int, int>> ranks_;  // (left, right) -> (rank, merged)

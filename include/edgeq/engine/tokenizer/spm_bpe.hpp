@@ -48,7 +48,7 @@ public:
     spm_bpe(tok::vocab voc, const spm_options& opt,
             const std::vector<std::pair<std::string, std::string>>& merges = {},
             const std::vector<special_token>& specials = {})
-        : opt_(opt) {
+        : opt_(opt), merges_(merges), specials_(specials) {
         voc_ = std::move(voc);
         add_bos_ = opt_.add_bos;
         add_eos_ = opt_.add_eos;
@@ -124,6 +124,9 @@ public:
     }
 
     const spm_options& options() const { return opt_; }
+    // What it was built from, for writers (a GGUF converter).
+    const std::vector<std::pair<std::string, std::string>>& merges() const { return merges_; }
+    const std::vector<special_token>& specials() const { return specials_; }
 
 private:
     static std::uint64_t key(int a, int b) {
@@ -228,6 +231,8 @@ private:
     }
 
     spm_options opt_;
+    std::vector<std::pair<std::string, std::string>> merges_;
+    std::vector<special_token> specials_;
     std::unordered_map<std::uint64_t, std::pair<int, int>> ranks_;  // (left, right) -> (rank, merged)
     std::size_t n_merges_ = 0;
     std::vector<std::uint32_t> score_key_;  // piece id -> rank of its score
