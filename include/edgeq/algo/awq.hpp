@@ -197,7 +197,8 @@ qmatrix<Format> awq_apply(matrix_view<const float> w, const std::vector<float>& 
     fin.fit.clip_search = opt.clip_search;
     std::vector<float> imp;
     if (importance) {
-        imp.assign(importance, importance + w.cols);
+        imp.resize(w.cols);  // element by element: gcc 12 sees a null memmove in assign(p, p + n)
+        for (std::size_t c = 0; c < w.cols; ++c) imp[c] = importance[c];
         for (std::size_t c = 0; c < imp.size(); ++c) imp[c] /= s[c] * s[c];
     }
     fin.importance = imp.empty() ? nullptr : imp.data();
@@ -217,7 +218,8 @@ awq_result<Format> awq_quantize(matrix_view<const float> w, matrix_view<const fl
     res.error_rtn = found.error_rtn;
     std::vector<float> imp;
     if (opt.quant.importance) {
-        imp.assign(opt.quant.importance, opt.quant.importance + w.cols);
+        imp.resize(w.cols);
+        for (std::size_t c = 0; c < w.cols; ++c) imp[c] = opt.quant.importance[c];
     } else if (opt.clip_search) {
         imp.assign(w.cols, 0.0f);
         for (std::size_t t = 0; t < x.rows; ++t)
