@@ -100,6 +100,14 @@ TEST_CASE("quantize_calibrated: every matrix once, in order, with its input stat
     CHECK(cols_seen["blk.1.attn_output"] == 64);  // q_dim = 4 x 16
     CHECK(cols_seen["blk.1.ffn_down"] == 96);
     CHECK(last_logits(m, ids) == before);  // exact copies change nothing
+
+    // A quantizer's refusal names the tensor.
+    engine::llama_model m2 = tiny_model(1);
+    CHECK_THROWS_WITH(engine::quantize_calibrated(m2, windows,
+                                                  [](const engine::calib_matrix&) -> std::unique_ptr<eq::linear> {
+                                                      throw eq::error("the row length is not a multiple of the block");
+                                                  }),
+                      Catch::Equals("edgeq: blk.0.attn_q: the row length is not a multiple of the block"));
 }
 
 TEST_CASE("quantize_calibrated: later blocks are calibrated on the quantized earlier ones", "[calibrate]") {

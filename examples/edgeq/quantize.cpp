@@ -285,7 +285,12 @@ int quantize(int argc, char** argv) {
                 const std::string type = type_of(name, l, f.cols());
                 edgeq::quant_options qo;
                 qo.importance = given_importance(name, f.cols());
-                std::unique_ptr<edgeq::linear> q = reg::make_linear(type, wv, qo);
+                std::unique_ptr<edgeq::linear> q;
+                try {
+                    q = reg::make_linear(type, wv, qo);
+                } catch (const edgeq::error& e) {  // say which tensor (a row length a block type cannot hold)
+                    throw edgeq::error(name + ": " + std::string(e.what()).substr(7));
+                }
                 log.push_back(tensor_log{name, q->scheme_name(), weight_error(wv, *q), -1,
                                          std::chrono::duration<double>(clock::now() - t1).count()});
                 *slots[k] = std::move(q);

@@ -227,7 +227,12 @@ inline calib_report quantize_calibrated(llama_model& m, const std::vector<std::v
             const int g = int(input_of(order[k]));
             const calib_matrix job{matrix_name(l, order[k]), l, order[k], view(k), stats[g], sample_of(g), scales[g]};
             if (opt.on_stats) opt.on_stats(job.name, stats[g]);
-            std::unique_ptr<linear> q = quantize(job);
+            std::unique_ptr<linear> q;
+            try {
+                q = quantize(job);
+            } catch (const error& e) {  // say which tensor (a row length a block type cannot hold)
+                throw error(job.name + ": " + std::string(e.what()).substr(7));
+            }
             if (!q || q->rows() != job.weights.rows || q->cols() != job.weights.cols)
                 throw error("calibration: the quantizer of " + job.name + " returned a matrix of another shape");
             *slots[k] = std::move(q);
