@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <edgeq/algo/hessian.hpp>
@@ -74,41 +75,37 @@ struct tensor_log {
     double seconds = 0;
 };
 
-double weight_error(edgeq::matrix_view<const float> w, const edgeq::linear& q) {
-    double num = 0, den = 0;
+// ||W - Q|| / ||W||, and ||(W - Q) X^T|| / ||W X^T|| over the sample rows X (at most 64 of them;
+// -1 without any), from one pass that decodes each row of Q once. The scaled layer (AWQ) sees
+// x / s, so X is divided by `scales` once, up front.
+std::pair<double, double> errors(edgeq::matrix_view<const float> w, const edgeq::linear& q, edgeq::matrix_view<const float> x,
+                                 const std::vector<float>& scales) {
+    const std::size_t n = std::min<std::size_t>(x.rows, 64);
+    std::vector<float> xs(n * w.cols);
+    for (std::size_t t = 0; t < n; ++t)
+        for (std::size_t c = 0; c < w.cols; ++c) xs[t * w.cols + c] = scales.empty() ? x(t, c) : x(t, c) / scales[c];
+    double wnum = 0, wden = 0, onum = 0, oden = 0;
     std::vector<float> row(w.cols);
     for (std::size_t r = 0; r < w.rows; ++r) {
         q.dequantize_row(r, row.data());
         for (std::size_t c = 0; c < w.cols; ++c) {
             const double d = double(w(r, c)) - row[c];
-            num += d * d;
-            den += double(w(r, c)) * w(r, c);
+            wnum += d * d;
+            wden += double(w(r, c)) * w(r, c);
         }
-    }
-    return den > 0 ? std::sqrt(num / den) : 0.0;
-}
-
-// ||(W - Q) X^T|| / ||W X^T|| over the sample rows X (at most 64 of them), Q decoded.
-double output_error(edgeq::matrix_view<const float> w, const edgeq::linear& q, edgeq::matrix_view<const float> x,
-                    const std::vector<float>& scales) {
-    const std::size_t n = std::min<std::size_t>(x.rows, 64);
-    if (n == 0) return -1;
-    double num = 0, den = 0;
-    std::vector<float> row(w.cols), xs(w.cols);
-    for (std::size_t r = 0; r < w.rows; ++r) {
-        q.dequantize_row(r, row.data());
         for (std::size_t t = 0; t < n; ++t) {
+            const float* xt = &xs[t * w.cols];
             double a = 0, b = 0;
             for (std::size_t c = 0; c < w.cols; ++c) {
-                const double xv = scales.empty() ? x(t, c) : x(t, c) / scales[c];  // the scaled layer sees x / s
-                a += double(w(r, c)) * xv;
-                b += double(row[c]) * xv;
+                a += double(w(r, c)) * xt[c];
+                b += double(row[c]) * xt[c];
             }
-            num += (a - b) * (a - b);
-            den += a * a;
+            onum += (a - b) * (a - b);
+            oden += a * a;
         }
     }
-    return den > 0 ? std::sqrt(num / den) : 0.0;
+    const double werr = wden > 0 ? std::sqrt(wnum / wden) : 0.0;
+    return {werr, n == 0 ? -1.0 : oden > 0 ? std::sqrt(onum / oden) : 0.0};
 }
 
 }  // namespace
@@ -258,8 +255,8 @@ int quantize(int argc, char** argv) {
                 const auto t0 = clock::now();
                 const std::string type = type_of(j.name, j.layer, j.weights.cols);
                 std::unique_ptr<edgeq::linear> q = plan(type).quantize(j);
-                tensor_log e{j.name, q->scheme_name(), weight_error(j.weights, *q), output_error(j.weights, *q, j.sample, j.scales),
-                             std::chrono::duration<double>(clock::now() - t0).count()};
+                const std::pair<double, double> err = errors(j.weights, *q, j.sample, j.scales);
+                tensor_log e{j.name, q->scheme_name(), err.first, err.second, std::chrono::duration<double>(clock::now() - t0).count()};
                 log.push_back(e);
                 return q;
             },
@@ -291,7 +288,7 @@ int quantize(int argc, char** argv) {
                 } catch (const edgeq::error& e) {  // say which tensor (a row length a block type cannot hold)
                     throw edgeq::error(name + ": " + std::string(e.what()).substr(7));
                 }
-                log.push_back(tensor_log{name, q->scheme_name(), weight_error(wv, *q), -1,
+                log.push_back(tensor_log{name, q->scheme_name(), errors(wv, *q, {}, {}).first, -1,
                                          std::chrono::duration<double>(clock::now() - t1).count()});
                 *slots[k] = std::move(q);
                 bar.update(++done, total, name);
@@ -315,7 +312,7 @@ int quantize(int argc, char** argv) {
         const edgeq::matrix_view<const float> wv(w.data(), rows, cols);
         std::unique_ptr<edgeq::linear> q = type == "f32" || type == "f16" || type == "bf16" ? edgeq::io::dense_factory(type)(name, wv)
                                                                                           : reg::make_linear(type, wv);
-        log.push_back(tensor_log{name, q->scheme_name(), weight_error(wv, *q), -1, 0});
+        log.push_back(tensor_log{name, q->scheme_name(), errors(wv, *q, {}, {}).first, -1, 0});
         slot = std::move(q);
     };
     requantize(model.token_embd, "token_embd", embed_type);
