@@ -6,6 +6,8 @@
 // message when it is absent. EDGEQ_TEST_QUICK=1 (qemu) scores fewer perplexity windows.
 #include <catch2/catch.hpp>
 
+#include "support.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -37,78 +39,13 @@ namespace gguf = edgeq::io::gguf;
 
 namespace {
 
-std::string shared_dir() {
-    std::vector<std::string> tries;
-    if (const char* e = std::getenv("EDGEQ_SHARED")) tries.push_back(e);
-#ifdef EDGEQ_SOURCE_DIR
-    else tries.push_back(std::string(EDGEQ_SOURCE_DIR) + "/../shared");
-#endif
-    tries.push_back("../shared");
-    for (const std::string& d : tries)
-        if (std::ifstream(d + "/models/stories260K/stories260K.bin").good()) return d;
-    return "";
-}
-
-#define REQUIRE_SHARED(dir)                                                                                  \
-    const std::string dir = shared_dir();                                                                    \
-    if (dir.empty()) {                                                                                       \
-        WARN("skipped: ../shared not found (set EDGEQ_SHARED to the folder with models/ and reference/)"); \
-        return;                                                                                              \
-    }
-
-struct temp_dir {
-    std::string path;
-    temp_dir() {
-        char t[] = "/tmp/edgeq_test_convert.XXXXXX";
-        REQUIRE(::mkdtemp(t) != nullptr);
-        path = t;
-    }
-    ~temp_dir() {
-        const std::string cmd = "rm -rf '" + path + "'";
-        if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "could not remove %s\n", path.c_str());
-    }
-    std::string file(const std::string& name) const { return path + "/" + name; }
-};
-
-std::string read_bytes(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
-void write_bytes(const std::string& path, const std::string& b) {
-    std::ofstream(path, std::ios::binary | std::ios::trunc).write(b.data(), std::streamsize(b.size()));
-}
-
-std::vector<float> read_floats(const std::string& path) {
-    const std::string b = read_bytes(path);
-    std::vector<float> v(b.size() / 4);
-    std::memcpy(v.data(), b.data(), v.size() * 4);
-    return v;
-}
-
-double worst_rel_l2(const std::vector<float>& got, const std::vector<float>& ref, std::size_t vocab) {
-    double worst = 0;
-    for (std::size_t t = 0; t < ref.size() / vocab; ++t) {
-        double d = 0, r = 0;
-        for (std::size_t i = t * vocab; i < (t + 1) * vocab; ++i) {
-            d += (double(got[i]) - ref[i]) * (double(got[i]) - ref[i]);
-            r += double(ref[i]) * ref[i];
-        }
-        worst = std::max(worst, std::sqrt(d / r));
-    }
-    return worst;
-}
-
-// Runs f and returns the edgeq::error message; fails when nothing (or something else) is thrown.
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const edgeq::error& e) {
-        return e.what();
-    }
-    FAIL("no edgeq::error was thrown");
-    return "";
-}
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using test_support::contains;
+using test_support::error_of;
+using test_support::read_bytes;
+using test_support::read_floats;
+using test_support::temp_dir;
+using test_support::worst_rel_l2;
+using test_support::write_bytes;
 
 // Converts a model to GGUF with the library (what `edgeq convert` does).
 void convert(const std::string& in, const std::string& tokenizer, const std::string& out, const std::string& type) {

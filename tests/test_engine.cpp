@@ -3,6 +3,8 @@
 // properties that need no reference: prompt path == decode path, threads, samplers, formats.
 #include <catch2/catch.hpp>
 
+#include "support.hpp"
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -35,26 +37,8 @@ using namespace edgeq;
 
 namespace {
 
-// ../shared: $EDGEQ_SHARED when set (only it), else <source dir>/../shared (EDGEQ_SOURCE_DIR from CMake), else
-// ../shared from the working directory. Empty when absent.
-std::string shared_dir() {
-    std::vector<std::string> tries;
-    if (const char* e = std::getenv("EDGEQ_SHARED")) return std::ifstream(std::string(e) + "/models/stories260K/stories260K.bin").good() ? e : "";
-#ifdef EDGEQ_SOURCE_DIR
-    tries.push_back(std::string(EDGEQ_SOURCE_DIR) + "/../shared");
-#endif
-    tries.push_back("../shared");
-    for (const std::string& d : tries)
-        if (std::ifstream(d + "/models/stories260K/stories260K.bin").good()) return d;
-    return "";
-}
+using test_support::read_floats;
 
-#define REQUIRE_SHARED(dir)                                                                                  \
-    const std::string dir = shared_dir();                                                                    \
-    if (dir.empty()) {                                                                                       \
-        WARN("skipped: ../shared not found (set EDGEQ_SHARED to the folder with models/ and reference/)"); \
-        return;                                                                                              \
-    }
 
 const std::vector<int> prompt_ids = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 400,
                                      428, 395, 392, 412, 444, 426, 346, 397, 355, 267};
@@ -64,14 +48,6 @@ const std::vector<double> greedy_margin = {2.233196, 0.899274, 4.037559, 0.65196
                                            2.784404, 2.067819, 2.422318, 9.867004, 10.083091, 0.092411, 0.127672, 3.0485,
                                            8.060616, 3.615259, 2.941114, 4.579032, 5.475266, 1.580057, 7.704128, 7.119179,
                                            0.807988, 3.771761, 1.719178, 0.315489, 0.796483, 2.365468, 0.002287, 0.746629};
-
-std::vector<float> read_floats(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    std::vector<char> b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    std::vector<float> v(b.size() / 4);
-    std::memcpy(v.data(), b.data(), v.size() * 4);
-    return v;
-}
 
 double rel_l2(const float* a, const float* ref, std::size_t n) {
     double d = 0, r = 0;

@@ -3,6 +3,8 @@
 // <repo>/../shared (EDGEQ_SOURCE_DIR), and are skipped with a message when it is absent.
 #include <catch2/catch.hpp>
 
+#include "support.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -38,14 +40,11 @@ using gguf::value;
 
 namespace {
 
-std::string shared_dir() {
-    if (const char* e = std::getenv("EDGEQ_SHARED")) return e;
-#ifdef EDGEQ_SOURCE_DIR
-    return std::string(EDGEQ_SOURCE_DIR) + "/../shared";
-#else
-    return "../shared";
-#endif
-}
+using test_support::contains;
+using test_support::error_of;
+using test_support::shared_dir;
+using test_support::temp_dir;
+using test_support::write_bytes;
 
 // The path of a shared file, or "" (with a printed note) when the shared folder lacks it.
 std::string shared(const std::string& rel) {
@@ -57,44 +56,10 @@ std::string shared(const std::string& rel) {
     return p;
 }
 
-// A fresh temporary directory, removed with its files at the end of the test.
-struct temp_dir {
-    std::string path;
-    temp_dir() {
-        char t[] = "/tmp/edgeq_test_io.XXXXXX";
-        REQUIRE(::mkdtemp(t) != nullptr);
-        path = t;
-    }
-    ~temp_dir() {
-        const std::string cmd = "rm -rf '" + path + "'";
-        if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "could not remove %s\n", path.c_str());
-    }
-    std::string file(const std::string& name) const { return path + "/" + name; }
-};
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-    std::FILE* f = std::fopen(path.c_str(), "wb");
-    REQUIRE(f);
-    if (!bytes.empty()) REQUIRE(std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size());
-    std::fclose(f);
-}
 std::string read_bytes(const std::string& path) {
     const io::mapped_file m(path);
     return std::string(reinterpret_cast<const char*>(m.data()), m.size());
 }
-
-// Runs f and returns the edgeq::error message; fails the test when nothing (or something else) is thrown.
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const edgeq::error& e) {
-        return e.what();
-    }
-    FAIL("no edgeq::error was thrown");
-    return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // Little-endian builders for hand-made (and damaged) files.
 void put32(std::string& o, std::uint32_t v) {
