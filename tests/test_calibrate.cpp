@@ -255,3 +255,30 @@ TEST_CASE("plan_of: GPTQ and AWQ through the calibration driver beat RTN on thei
     CHECK_FALSE(engine::plan_of<rtn3>().needs_calibration);
     CHECK(engine::plan_of<gptq3>().options.hessian);
 }
+
+TEST_CASE("a long prompt (packed attention and products) agrees with decoding token by token", "[calibrate][engine]") {
+    // 300 tokens: several query blocks of the packed attention, and a P V product over more than
+    // one 256-key slice.
+    const engine::llama_model m = tiny_model(17);
+    std::mt19937 g(3);
+    std::uniform_int_distribution<int> tok(0, 49);
+    std::vector<int> ids(300);
+    for (int& t : ids) t = tok(g);
+    eq::thread_pool one(1), two(2);
+    const std::size_t V = 50;
+    std::vector<float> all1(ids.size() * V), all2(ids.size() * V);
+    engine::llama_session p1(m, one, 300), p2(m, two, 300);
+    p1.eval(ids.data(), ids.size(), all1.data(), true);
+    p2.eval(ids.data(), ids.size(), all2.data(), true);
+    CHECK(all1 == all2);  // the thread count changes nothing
+    engine::llama_session d(m, two, 300);
+    double worst = 0;
+    for (std::size_t t = 0; t < ids.size(); ++t) {
+        const std::vector<float>& l = d.decode(ids[t]);
+        double e = 0, r = 0;
+        for (std::size_t i = 0; i < V; ++i) e += double(l[i] - all1[t * V + i]) * (l[i] - all1[t * V + i]), r += double(l[i]) * l[i];
+        worst = std::max(worst, std::sqrt(e / r));
+    }
+    INFO("worst relative L2 of a token's logits, prompt against decode: " << worst);
+    CHECK(worst <= 1e-5);  // float summation order only
+}

@@ -171,7 +171,7 @@ TEST_CASE("stories260K: prompt logits match the float32 reference in both RoPE l
         }
 }
 
-TEST_CASE("stories260K: prompt path (gemm) equals decode path (gemv + KV cache); greedy matches", "[engine][reference]") {
+TEST_CASE("stories260K: prompt path (gemm) agrees with decode path (gemv + KV cache); greedy matches", "[engine][reference]") {
     REQUIRE_SHARED(dir);
     const engine::llama_model m = io::load_llama2c(dir + "/models/stories260K/stories260K.bin");
     const std::vector<float> all = prompt_logits(m);
@@ -182,7 +182,10 @@ TEST_CASE("stories260K: prompt path (gemm) equals decode path (gemv + KV cache);
         for (std::size_t i = 0; i < 512; ++i) worst = std::max(worst, double(std::fabs(l[i] - all[t * 512 + i])));
     }
     INFO("max |gemm - gemv| logit difference " << worst);
-    CHECK(worst <= 1e-5);
+    // Prompts of 16 tokens or more take the packed GEMM and attention (summed in 256-term
+    // slices), decode the single-chain gemv: float summation order only (1.1e-5 measured).
+    constexpr double prompt_vs_decode_budget = 5e-5;
+    CHECK(worst <= prompt_vs_decode_budget);
 
     // Greedy: 32 steps from the prompt through the KV cache.
     engine::llama_session g(m);

@@ -1,12 +1,14 @@
 // Every backend level against the scalar reference, and the reference against float64.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
 #include <vector>
 
 #include <edgeq/edgeq.hpp>
+#include <edgeq/kernel/simd/dense.hpp>
 
 namespace eq = edgeq;
 
@@ -161,4 +163,104 @@ TEST_CASE("gemm refuses mismatched shapes", "[kernels]") {
     std::vector<float> x(2 * 32), y(2 * 8);
     CHECK_THROWS_AS(eq::gemm(q.view(), eq::matrix_view<const float>(x.data(), 2, 32), eq::matrix_view<float>(y.data(), 2, 8)),
                     eq::error);
+}
+
+// ---- The packed float GEMM (kernel/packed_gemm.hpp): dense prompt path, X^T X, C += A B ----------
+
+namespace {
+// The packed kernel sums each output in 256-term slices (fma chains) then adds the slices: float
+// rounding of a different order than gemv's single chain, so a relative L2 budget against float64.
+constexpr double packed_vs_f64_budget = 1e-6;
+// X^T X: float products summed over 256-token slices, the slices added in float64.
+constexpr double gram_vs_f64_budget = 1e-6;
+
+std::vector<float> normals(std::size_t n, unsigned seed) {
+    std::mt19937 g(seed);
+    std::normal_distribution<float> nd;
+    std::vector<float> v(n);
+    for (float& x : v) x = nd(g);
+    return v;
+}
+}  // namespace
+
+TEST_CASE("dense gemm of a batch (packed) against float64; threads change nothing; small batches equal gemv", "[kernels][packed]") {
+    // 600 columns: three K slices, the last partial; 53 rows and 37 tokens: partial tiles both ways.
+    const std::size_t R = 53, C = 600, T = 37;
+    const std::vector<float> w = normals(R * C, 1), x = normals(T * C, 2);
+    auto check = [&](auto elem) {
+        using E = decltype(elem);
+        INFO("dense " << E::name());
+        const eq::dense_matrix<E> m = eq::dense_matrix<E>::from_float({w.data(), R, C});
+        eq::dense_linear<E> lin(eq::dense_matrix<E>::from_float({w.data(), R, C}));
+        eq::thread_pool one(1), two(2);
+        std::vector<float> y1(T * R, NAN), y2(T * R, NAN);
+        lin.gemm({x.data(), T, C}, {y1.data(), T, R}, one);
+        lin.gemm({x.data(), T, C}, {y2.data(), T, R}, two);
+        CHECK(y1 == y2);
+        std::vector<double> ref(T * R);
+        for (std::size_t t = 0; t < T; ++t)
+            for (std::size_t r = 0; r < R; ++r) {
+                double s = 0;
+                for (std::size_t c = 0; c < C; ++c) s += double(E::to_float(m.view().row(r)[c])) * x[t * C + c];
+                ref[t * R + r] = s;
+            }
+        CHECK(rel_l2(y1, ref) <= packed_vs_f64_budget);
+        // Below dense_packed_min_tokens the band kernel runs: bit-identical to gemv.
+        const std::size_t few = eq::kernel::dense_packed_min_tokens - 1;
+        std::vector<float> yf(few * R), yv(R);
+        lin.gemm({x.data(), few, C}, {yf.data(), few, R}, two);
+        for (std::size_t t = 0; t < few; ++t) {
+            lin.gemv(&x[t * C], yv.data(), two);
+            CHECK(std::equal(yv.begin(), yv.end(), yf.begin() + long(t * R)));
+        }
+    };
+    check(eq::dense_f32{});
+    check(eq::dense_f16{});
+    check(eq::dense_bf16{});
+}
+
+TEST_CASE("X^T X in float slices added in float64 (the Hessian) against float64", "[kernels][packed]") {
+    // 70 columns (not a multiple of 6 or 16), 600 tokens: three slices.
+    const std::size_t n = 70, T = 600;
+    std::vector<float> x = normals(T * n, 3);
+    for (std::size_t t = 0; t < T; ++t) x[t * n + 5] += 20.0f;  // a channel with a large mean, as LLMs have
+    std::vector<double> c1(n * n, 0.0), c2(n * n, 0.0);
+    eq::thread_pool one(1), two(2);
+    eq::linalg::gram_lower_add({x.data(), T, n}, c1.data(), n, one);
+    eq::linalg::gram_lower_add({x.data(), T, n}, c2.data(), n, two);
+    double e = 0, r = 0;
+    bool same = true;
+    for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t j = 0; j <= i; ++j) {
+            double s = 0;
+            for (std::size_t t = 0; t < T; ++t) s += double(x[t * n + i]) * x[t * n + j];
+            e += (c1[i * n + j] - s) * (c1[i * n + j] - s), r += s * s;
+            same = same && c1[i * n + j] == c2[i * n + j];
+        }
+    CHECK(same);
+    CHECK(std::sqrt(e / r) <= gram_vs_f64_budget);
+    // input_stats takes the same route: its Hessian is 2 X^T X / n.
+    eq::input_stats st(n);
+    st.add({x.data(), T, n}, two);
+    const std::vector<double> h = st.hessian();
+    CHECK(h[5 * n + 3] == (2.0 / double(T)) * c1[5 * n + 3]);
+    CHECK(h[3 * n + 5] == h[5 * n + 3]);
+}
+
+TEST_CASE("gemm_add_f32: C += A B against float64, strided operands", "[kernels][packed]") {
+    const std::size_t M = 101, N = 77, K = 300, lda = 310, ldb = 90, ldc = 80;
+    const std::vector<float> a = normals(M * lda, 4), b = normals(K * ldb, 5), c0 = normals(M * ldc, 6);
+    std::vector<float> c = c0;
+    eq::thread_pool two(2);
+    eq::linalg::gemm_add_f32(M, N, K, a.data(), lda, b.data(), ldb, c.data(), ldc, two);
+    double e = 0, r = 0;
+    for (std::size_t i = 0; i < M; ++i) {
+        for (std::size_t j = 0; j < N; ++j) {
+            double s = c0[i * ldc + j];
+            for (std::size_t k = 0; k < K; ++k) s += double(a[i * lda + k]) * b[k * ldb + j];
+            e += (c[i * ldc + j] - s) * (c[i * ldc + j] - s), r += s * s;
+        }
+        for (std::size_t j = N; j < ldc; ++j) CHECK(c[i * ldc + j] == c0[i * ldc + j]);  // outside C: untouched
+    }
+    CHECK(std::sqrt(e / r) <= packed_vs_f64_budget);
 }

@@ -203,8 +203,7 @@ qmatrix<Format> gptq_quantize(matrix_view<const float> w, const double* h, const
             }
         });
         if (i2 < n)
-            linalg::rank_update<float>(rows, n - i2, nb, linalg::strided<float>{err.data(), bw, 1}, &s[i1 * n + i2], n,
-                                       &v[i2], n, 1.0f, false, pool);
+            linalg::gemm_add_f32(rows, n - i2, nb, err.data(), bw, &s[i1 * n + i2], n, &v[i2], n, pool);
     }
 
     codec::store(out, ps, codes.data());

@@ -38,31 +38,27 @@ class input_stats {
     std::size_t calls() const { return calls_; }  // add() calls: llama.cpp's ncall
     bool has_hessian() const { return with_hessian_; }
 
-    // Adds x.rows tokens. The batch is widened to float64 once, then X^T X is accumulated (lower
-    // triangle, mirrored on read) by the threaded rank update.
+    // Adds x.rows tokens: the per-column sums in float64, and X^T X (lower triangle, mirrored on
+    // read) by the packed float kernel with float64 accumulation across 256-token slices
+    // (linalg::gram_lower_add says what that costs in rounding), threaded over the pool.
     void add(matrix_view<const float> x, thread_pool& pool = default_pool()) {
         if (x.cols != cols_)
             throw error("input_stats::add: activations have " + std::to_string(x.cols) + " columns, the layer " +
                         std::to_string(cols_));
-        constexpr std::size_t batch = 256;  // rows widened at a time: bounds the float64 copy
-        std::vector<double> xd;
-        for (std::size_t t0 = 0; t0 < x.rows; t0 += batch) {
-            const std::size_t nt = std::min(batch, x.rows - t0);
-            xd.resize(nt * cols_);
-            for (std::size_t t = 0; t < nt; ++t)
-                for (std::size_t c = 0; c < cols_; ++c) {
-                    const float v = x(t0 + t, c);
-                    if (!std::isfinite(v))
-                        throw error("input_stats::add: activation row " + std::to_string(n_ + t0 + t) + ", column " +
-                                    std::to_string(c) + " is not finite");
-                    xd[t * cols_ + c] = v;
-                    sum_sq_[c] += double(v) * v;
-                    sum_abs_[c] += std::fabs(double(v));
-                }
-            if (with_hessian_)
-                linalg::rank_update<double>(cols_, cols_, nt, linalg::strided<double>{xd.data(), 1, cols_}, xd.data(),
-                                            cols_, xtx_.data(), cols_, 1.0, true, pool);
+        for (std::size_t t = 0; t < x.rows; ++t)  // all checked first: a refused batch adds nothing
+            for (std::size_t c = 0; c < cols_; ++c)
+                if (!std::isfinite(x(t, c)))
+                    throw error("input_stats::add: activation row " + std::to_string(n_ + t) + ", column " + std::to_string(c) +
+                                " is not finite");
+        for (std::size_t t = 0; t < x.rows; ++t) {
+            const float* r = x.row(t);
+            for (std::size_t c = 0; c < cols_; ++c) {
+                const double v = r[c];
+                sum_sq_[c] += v * v;
+                sum_abs_[c] += std::fabs(v);
+            }
         }
+        if (with_hessian_) linalg::gram_lower_add(x, xtx_.data(), cols_, pool);
         n_ += x.rows;
         ++calls_;
     }

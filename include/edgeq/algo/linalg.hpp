@@ -1,9 +1,12 @@
-// Dense building blocks of the calibration algorithms (the Hessian accumulator, GPTQ, AWQ): a
-// cache-blocked, threaded rank-k update C += alpha * A B and a blocked Cholesky factorisation.
-//
-// The inner kernel keeps a 4 x 64-byte tile of C in registers (GCC/clang vector extensions) and
-// walks k over packed operands; every element of C is summed in k order, with no reduction
-// across lanes, so no -ffast-math is needed and the result does not depend on the thread count.
+// Dense building blocks of the calibration algorithms (the Hessian accumulator, GPTQ, AWQ):
+//   gram_lower_add   C += X^T X (lower), float products in 256-row slices summed into float64
+//   gemm_add_f32     C += A B in float (GPTQ's lazy-batch update)
+//   syrk_lower_sub   C -= A A^T (lower) in float64 (the Cholesky trailing update)
+//   cholesky_lower   blocked right-looking Cholesky factor
+// all on the packed kernel (kernel/packed_gemm.hpp), and rank_update, a cache-blocked threaded
+// C += alpha A B with a 4 x 64-byte register tile (GCC/clang vector extensions), kept for
+// callers with strided operands. Every element of C is summed in k order, with no reduction
+// across lanes, so no -ffast-math is needed and no result depends on the thread count.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -11,7 +14,10 @@
 #include <cstring>
 #include <vector>
 
+#include "../core/matrix_view.hpp"
 #include "../core/thread_pool.hpp"
+#include "../kernel/backends.hpp"
+#include "../kernel/packed_gemm.hpp"
 
 namespace edgeq {
 namespace linalg {
@@ -120,14 +126,119 @@ void rank_update(std::size_t M, std::size_t N, std::size_t K, const strided<T>& 
     });
 }
 
+namespace detail {
+// Rows of C per task for the packed kernel: every task packs its own copy of B, so tasks are
+// as tall as four per thread allows (whole A blocks of packed::mc rows), not one A block each.
+inline std::size_t task_rows(std::size_t m, const thread_pool& pool) {
+    const std::size_t mc = kernel::packed::mc, parts = 4 * std::size_t(pool.size());
+    return std::max<std::size_t>(1, (m + parts - 1) / parts + mc - 1) / mc * mc;
+}
+}  // namespace detail
+
+// C (M x N, row stride ldc) += A B in float, A (M x K, row stride lda), B (K x N, row stride ldb),
+// on the packed kernel (kernel/packed_gemm.hpp, 6 x 16 register tiles on AVX2). Rows of C are
+// split over the pool (task_rows); each element's sum is the same whatever the split.
+inline void gemm_add_f32(std::size_t M, std::size_t N, std::size_t K, const float* a, std::size_t lda, const float* b,
+                         std::size_t ldb, float* c, std::size_t ldc, thread_pool& pool) {
+    namespace pk = kernel::packed;
+    using tag = backend::best;
+    constexpr std::size_t nr = pk::tile_nr<float>(tag{});
+    if (M == 0 || N == 0 || K == 0) return;
+    const std::size_t rows = detail::task_rows(M, pool), tasks = (M + rows - 1) / rows;
+    pool.run(tasks, [&](std::size_t t) {
+        const std::size_t r0 = t * rows, m = std::min(rows, M - r0);
+        pk::gemm<float>(
+            tag{}, m, N, K,
+            [&](std::size_t i0, std::size_t mm, std::size_t k0, std::size_t kn, float* dst) {
+                pk::pack_rows_as_strips(pk::mr, r0 + i0, mm, k0, kn, [&](std::size_t r) { return a + r * lda; }, dst);
+            },
+            [&](std::size_t j0, std::size_t n, std::size_t k0, std::size_t kn, float* dst) {
+                pk::pack_cols_as_strips(nr, j0, n, k0, kn, [&](std::size_t k) { return b + k * ldb; }, dst);
+            },
+            [&](std::size_t i, std::size_t j, std::size_t mm, std::size_t n, bool, const float* tile) {
+                for (std::size_t x = 0; x < mm; ++x) {
+                    float* out = c + (r0 + i + x) * ldc + j;
+                    for (std::size_t y = 0; y < n; ++y) out[y] += tile[x * nr + y];
+                }
+            });
+    });
+}
+
+// C (n x n float64, lower triangle: j <= i) += X^T X for the rows of x (tokens x n). Products
+// are summed in float over slices of 256 rows of x (packed kernel), and each slice's sums are
+// added into C in float64: a slice's sum of 256 products carries at most ~256 u |x_i| |x_j|
+// of rounding (u = 2^-24; about 16 u for random signs), far below the sampling noise of a
+// Hessian, at half the cost of float64 products. Entries just above the diagonal inside the
+// tiles that straddle it are written too (scratch, as rank_update's lower mode).
+inline void gram_lower_add(matrix_view<const float> x, double* c, std::size_t ldc, thread_pool& pool) {
+    namespace pk = kernel::packed;
+    using tag = backend::best;
+    constexpr std::size_t nr = pk::tile_nr<float>(tag{});
+    const std::size_t n = x.cols;
+    if (n == 0 || x.rows == 0) return;
+    const std::size_t rows = detail::task_rows(n, pool), tasks = (n + rows - 1) / rows;
+    auto row = [&](std::size_t k) { return x.row(k); };
+    pool.run(tasks, [&](std::size_t t) {
+        const std::size_t task = tasks - 1 - t;  // the long bottom rows first
+        const std::size_t r0 = task * rows, m = std::min(rows, n - r0), r1 = r0 + m;
+        pk::gemm<float>(
+            tag{}, m, r1, x.rows,
+            [&](std::size_t i0, std::size_t mm, std::size_t k0, std::size_t kn, float* dst) {
+                pk::pack_cols_as_strips(pk::mr, r0 + i0, mm, k0, kn, row, dst);
+            },
+            [&](std::size_t j0, std::size_t nn, std::size_t k0, std::size_t kn, float* dst) {
+                pk::pack_cols_as_strips(nr, j0, nn, k0, kn, row, dst);
+            },
+            [&](std::size_t i, std::size_t j, std::size_t mm, std::size_t nn, bool, const float* tile) {
+                for (std::size_t a = 0; a < mm; ++a) {
+                    double* out = c + (r0 + i + a) * ldc + j;
+                    for (std::size_t b = 0; b < nn; ++b) out[b] += double(tile[a * nr + b]);
+                }
+            },
+            [&](std::size_t i, std::size_t j) { return j > r0 + i + pk::mr - 1; });
+    });
+}
+
+// C (n x n float64, lower triangle: j <= i, row stride ldc) -= A A^T, A (n x K, row stride lda),
+// on the packed kernel (6 x 8 double tiles on AVX2): the trailing update of the Cholesky factor.
+// A may be the panel to the left of C in the same matrix (disjoint columns). Entries just above
+// the diagonal inside tiles that straddle it are written too (scratch).
+inline void syrk_lower_sub(std::size_t n, std::size_t K, const double* a, std::size_t lda, double* c, std::size_t ldc,
+                           thread_pool& pool) {
+    namespace pk = kernel::packed;
+    using tag = backend::best;
+    constexpr std::size_t nr = pk::tile_nr<double>(tag{});
+    if (n == 0 || K == 0) return;
+    const std::size_t rows = detail::task_rows(n, pool), tasks = (n + rows - 1) / rows;
+    auto row = [&](std::size_t i) { return a + i * lda; };
+    pool.run(tasks, [&](std::size_t t) {
+        const std::size_t task = tasks - 1 - t;  // the long bottom rows first
+        const std::size_t r0 = task * rows, m = std::min(rows, n - r0), r1 = r0 + m;
+        pk::gemm<double>(
+            tag{}, m, r1, K,
+            [&](std::size_t i0, std::size_t mm, std::size_t k0, std::size_t kn, double* dst) {
+                pk::pack_rows_as_strips(pk::mr, r0 + i0, mm, k0, kn, row, dst);
+            },
+            [&](std::size_t j0, std::size_t nn, std::size_t k0, std::size_t kn, double* dst) {
+                pk::pack_rows_as_strips(nr, j0, nn, k0, kn, row, dst);  // B = A^T: B's column j is A's row j
+            },
+            [&](std::size_t i, std::size_t j, std::size_t mm, std::size_t nn, bool, const double* tile) {
+                for (std::size_t x = 0; x < mm; ++x) {
+                    double* out = c + (r0 + i + x) * ldc + j;
+                    for (std::size_t y = 0; y < nn; ++y) out[y] -= tile[x * nr + y];
+                }
+            },
+            [&](std::size_t i, std::size_t j) { return j > r0 + i + pk::mr - 1; });
+    });
+}
+
 // In-place lower Cholesky factor L (A = L L^T) of the n x n symmetric matrix in a (row-major,
 // row stride lda; only the lower triangle is read, the upper one is left as scratch). Blocked
 // right-looking: factor a 64-column panel, then subtract its outer product from the trailing
-// matrix with rank_update (n^3 / 3 multiply-adds, nearly all in that update). Returns false when
+// matrix with syrk_lower_sub (n^3 / 3 flops, nearly all in that update). Returns false when
 // a pivot is not positive (the matrix is not positive definite to working precision).
 inline bool cholesky_lower(double* a, std::size_t n, std::size_t lda, thread_pool& pool) {
     constexpr std::size_t nb = 64;
-    std::vector<double> panel_t;  // the panel below the diagonal block, transposed: nb x rest
     for (std::size_t k0 = 0; k0 < n; k0 += nb) {
         const std::size_t k1 = std::min(n, k0 + nb);
         // The diagonal block, column by column.
@@ -158,12 +269,7 @@ inline bool cholesky_lower(double* a, std::size_t n, std::size_t lda, thread_poo
             }
         });
         // Trailing update: A[i][j] -= sum_m L[i][m] L[j][m] for k1 <= j <= i.
-        const std::size_t kb = k1 - k0;
-        panel_t.assign(kb * rest, 0.0);
-        for (std::size_t i = 0; i < rest; ++i)
-            for (std::size_t m = 0; m < kb; ++m) panel_t[m * rest + i] = a[(k1 + i) * lda + k0 + m];
-        rank_update<double>(rest, rest, kb, strided<double>{a + k1 * lda + k0, lda, 1}, panel_t.data(), rest,
-                            a + k1 * lda + k1, lda, -1.0, true, pool);
+        syrk_lower_sub(rest, k1 - k0, a + k1 * lda + k0, lda, a + k1 * lda + k1, lda, pool);
     }
     return true;
 }

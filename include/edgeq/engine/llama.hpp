@@ -25,6 +25,8 @@
 #include "../core/error.hpp"
 #include "../core/matrix_view.hpp"
 #include "../core/thread_pool.hpp"
+#include "../kernel/backends.hpp"
+#include "../kernel/packed_gemm.hpp"
 #include "../linear.hpp"
 #include "config.hpp"
 #include "model.hpp"
@@ -211,8 +213,12 @@ class llama_session {
     }
 
     // Causal grouped-query attention of n new tokens against the cache (which already holds
-    // them): query head h reads kv head h / (n_heads / n_kv_heads).
+    // them): query head h reads kv head h / (n_heads / n_kv_heads). Batches of
+    // attention_packed_min_tokens or more (prompts, calibration windows) run as two GEMMs per
+    // head on the packed kernel; smaller ones (decode) as dot products per (token, head).
+    static constexpr std::size_t attention_packed_min_tokens = 16;
     void attention(std::size_t l, const float* q, float* out, std::size_t n) {
+        if (n >= attention_packed_min_tokens) return attention_packed(l, q, out, n);
         const int hd = c_.head_size(), group = c_.n_heads / c_.n_kv_heads;
         const std::size_t qd = std::size_t(c_.q_dim()), kvd = std::size_t(c_.kv_dim());
         const float scale = 1.0f / std::sqrt(float(hd));
@@ -240,6 +246,71 @@ class llama_session {
                 const float a = s[j] / sum;
                 const float* vj = values + j * kvd + kvh * std::size_t(hd);
                 for (int i = 0; i < hd; ++i) o[i] += a * vj[i];
+            }
+        });
+    }
+
+    // Per head, query rows in blocks of packed::mc: S = Q K^T over the keys the block can see
+    // (tiles wholly above the causal diagonal skipped), a softmax per row with the masked
+    // entries set to 0, then O = P V over the same keys. Every output is summed in key order,
+    // so the result does not depend on the thread count.
+    void attention_packed(std::size_t l, const float* q, float* out, std::size_t n) {
+        namespace pk = kernel::packed;
+        using tag = backend::best;
+        constexpr std::size_t nr = pk::tile_nr<float>(tag{});
+        const std::size_t hd = std::size_t(c_.head_size()), group = std::size_t(c_.n_heads / c_.n_kv_heads);
+        const std::size_t qd = std::size_t(c_.q_dim()), kvd = std::size_t(c_.kv_dim()), pos0 = std::size_t(pos_);
+        const float scale = 1.0f / std::sqrt(float(hd));
+        const float* keys = cache_row(key_cache_, l, 0);
+        const float* values = cache_row(value_cache_, l, 0);
+        pool_.run(std::size_t(c_.n_heads), [&](std::size_t h) {
+            const float* kh = keys + h / group * hd;
+            const float* vh = values + h / group * hd;
+            const std::size_t lds = pos0 + n;
+            std::vector<float> p(std::min(pk::mc, n) * lds);
+            for (std::size_t b0 = 0; b0 < n; b0 += pk::mc) {
+                const std::size_t m = std::min(pk::mc, n - b0), len = pos0 + b0 + m;  // keys the block sees
+                pk::gemm<float>(
+                    tag{}, m, len, hd,
+                    [&](std::size_t i0, std::size_t mm, std::size_t k0, std::size_t kn, float* dst) {
+                        pk::pack_rows_as_strips(pk::mr, b0 + i0, mm, k0, kn, [&](std::size_t t) { return q + t * qd + h * hd; }, dst);
+                    },
+                    [&](std::size_t j0, std::size_t nn, std::size_t k0, std::size_t kn, float* dst) {
+                        pk::pack_rows_as_strips(nr, j0, nn, k0, kn, [&](std::size_t j) { return kh + j * kvd; }, dst);
+                    },
+                    [&](std::size_t i, std::size_t j, std::size_t mm, std::size_t nn, bool first, const float* tile) {
+                        for (std::size_t a = 0; a < mm; ++a)
+                            for (std::size_t c = 0; c < nn; ++c) {
+                                float& d = p[(i + a) * lds + j + c];
+                                d = first ? tile[a * nr + c] : d + tile[a * nr + c];
+                            }
+                    },
+                    [&](std::size_t i, std::size_t j) { return j > pos0 + b0 + i + pk::mr - 1; });
+                for (std::size_t i = 0; i < m; ++i) {
+                    float* s = &p[i * lds];
+                    const std::size_t seen = pos0 + b0 + i + 1;
+                    float mx = -INFINITY;
+                    for (std::size_t j = 0; j < seen; ++j) mx = std::max(mx, s[j] *= scale);
+                    float sum = 0.0f;
+                    for (std::size_t j = 0; j < seen; ++j) sum += (s[j] = std::exp(s[j] - mx));
+                    const float inv = 1.0f / sum;
+                    for (std::size_t j = 0; j < seen; ++j) s[j] *= inv;
+                    std::fill(s + seen, s + len, 0.0f);
+                }
+                pk::gemm<float>(
+                    tag{}, m, hd, len,
+                    [&](std::size_t i0, std::size_t mm, std::size_t k0, std::size_t kn, float* dst) {
+                        pk::pack_rows_as_strips(pk::mr, i0, mm, k0, kn, [&](std::size_t i) { return &p[i * lds]; }, dst);
+                    },
+                    [&](std::size_t j0, std::size_t nn, std::size_t k0, std::size_t kn, float* dst) {
+                        pk::pack_cols_as_strips(nr, j0, nn, k0, kn, [&](std::size_t j) { return vh + j * kvd; }, dst);
+                    },
+                    [&](std::size_t i, std::size_t j, std::size_t mm, std::size_t nn, bool first, const float* tile) {
+                        for (std::size_t a = 0; a < mm; ++a) {
+                            float* o = out + (b0 + i + a) * qd + h * hd + j;
+                            for (std::size_t c = 0; c < nn; ++c) o[c] = first ? tile[a * nr + c] : o[c] + tile[a * nr + c];
+                        }
+                    });
             }
         });
     }

@@ -4,9 +4,11 @@
 // Elements are widened to float lanes by dense_load<Arch, E> (f32: a plain load; f16 and bf16:
 // element by element in the generic version, F16C / a 16-bit shift on AVX2, vcvt / vshll on
 // NEON). Every output is one fma chain over the full batches of its row, a horizontal sum, then
-// the cols % lanes tail with std::fma in column order. gemv and gemm follow exactly that order,
-// so the prompt path and the decode path give bit-identical products, and threads split rows
-// only, so the thread count never changes a result.
+// the cols % lanes tail with std::fma in column order. gemv and the small-batch gemm follow
+// exactly that order, so they give bit-identical products; batches of dense_packed_min_tokens or
+// more take the packed GEMM (kernel/packed_gemm.hpp, 4-5x faster), which sums in 256-column
+// slices and so differs by float rounding. Threads split rows only, so the thread count never
+// changes a result.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -26,6 +28,7 @@
 #include "../../linear.hpp"
 #include "../../policy/backend.hpp"
 #include "../backends.hpp"
+#include "../packed_gemm.hpp"
 #include "../scalar/dense.hpp"
 
 #if EDGEQ_HAS_AVX2 || EDGEQ_HAS_NEON
@@ -131,14 +134,61 @@ void gemv_rows(backend::simd<A>, const dense_view<E>& w, const float* x, float* 
     }
 }
 
+// Batches of at least this many tokens take the packed GEMM (kernel/packed_gemm.hpp); smaller
+// ones the band kernel below, which agrees with gemv bit for bit.
+constexpr std::size_t dense_packed_min_tokens = 16;
+
+// Y = X W^T for rows r0 .. r1 of W, packed: A = X (tokens x cols), B = W^T, whose strips are W's
+// rows widened to floats (f16/bf16 decoded here, once per K slice). Every output is the fma chain
+// of each 256-column slice in order, the slices added in order, whatever the thread split.
+template <class A, class E>
+void gemm_rows_packed(backend::simd<A>, const dense_view<E>& w, matrix_view<const float> x, matrix_view<float> y,
+                      std::size_t r0, std::size_t r1) {
+    using f32 = xsimd::batch<float, A>;
+    constexpr std::size_t L = f32::size, nr = packed::tile_nr<float>(backend::simd<A>{});
+    alignas(64) float row[packed::kc];
+    auto pack_a = [&](std::size_t i0, std::size_t m, std::size_t k0, std::size_t kn, float* dst) {
+        packed::pack_rows_as_strips(packed::mr, i0, m, k0, kn, [&](std::size_t t) { return x.row(t); }, dst);
+    };
+    auto pack_b = [&](std::size_t j0, std::size_t n, std::size_t k0, std::size_t kn, float* dst) {
+        for (std::size_t s = 0; s < n; s += nr, dst += kn * nr)
+            for (std::size_t j = 0; j < nr; ++j) {
+                if (s + j >= n) {
+                    for (std::size_t k = 0; k < kn; ++k) dst[k * nr + j] = 0.0f;
+                    continue;
+                }
+                const typename E::storage* p = w.row(r0 + j0 + s + j) + k0;
+                std::size_t k = 0;
+                for (; k + L <= kn; k += L) dense_load<A, E>::load(p + k).store_aligned(row + k);
+                for (; k < kn; ++k) row[k] = E::to_float(p[k]);
+                for (k = 0; k < kn; ++k) dst[k * nr + j] = row[k];
+            }
+    };
+    auto merge = [&](std::size_t i, std::size_t j, std::size_t m, std::size_t n, bool first, const float* tile) {
+        for (std::size_t a = 0; a < m; ++a) {
+            float* out = y.row(i + a) + r0 + j;
+            const float* t = tile + a * nr;
+            if (n == nr) {
+                for (std::size_t c = 0; c < nr; c += L) {
+                    const f32 v = f32::load_aligned(t + c);
+                    (first ? v : v + f32::load_unaligned(out + c)).store_unaligned(out + c);
+                }
+            } else {
+                for (std::size_t c = 0; c < n; ++c) out[c] = first ? t[c] : out[c] + t[c];
+            }
+        }
+    };
+    packed::gemm<float>(backend::simd<A>{}, x.rows, r1 - r0, w.cols, pack_a, pack_b, merge);
+}
+
 // Prompt processing, GEMM-shaped: a band of four rows (widened to floats once, f32 read in
 // place) times three tokens at a time, twelve accumulators, over slices of 512 columns so that
 // the band's slice and the tokens' slices stay in L1. Each accumulator is parked in `acc`
 // between slices, so every output is still one fma chain in column order, then the same
 // horizontal sum and tail as gemv_rows: the prompt path and the decode path agree bit for bit.
 template <class A, class E>
-void gemm_rows(backend::simd<A>, const dense_view<E>& w, matrix_view<const float> x, matrix_view<float> y, std::size_t r0,
-               std::size_t r1) {
+void gemm_rows_band(backend::simd<A>, const dense_view<E>& w, matrix_view<const float> x, matrix_view<float> y, std::size_t r0,
+                    std::size_t r1) {
     using f32 = xsimd::batch<float, A>;
     constexpr std::size_t R = 4, T = 3, L = f32::size, slice = 512;
     const std::size_t cols = w.cols, n = cols / L * L, tokens = x.rows;
@@ -199,6 +249,13 @@ void gemm_rows(backend::simd<A>, const dense_view<E>& w, matrix_view<const float
     }
 }
 
+template <class A, class E>
+void gemm_rows(backend::simd<A>, const dense_view<E>& w, matrix_view<const float> x, matrix_view<float> y, std::size_t r0,
+               std::size_t r1) {
+    if (x.rows >= dense_packed_min_tokens) return gemm_rows_packed(backend::simd<A>{}, w, x, y, r0, r1);
+    gemm_rows_band(backend::simd<A>{}, w, x, y, r0, r1);
+}
+
 }  // namespace kernel
 
 // The dense formats as an edgeq::linear. scheme_name() is "f32", "f16" or "bf16".
@@ -222,7 +279,8 @@ class dense_linear final : public linear {
                           [&](std::size_t r0, std::size_t r1) { kernel::gemv_rows(Backend{}, view_, x, y, r0, r1); });
     }
     void do_gemm(matrix_view<const float> x, matrix_view<float> y, thread_pool& pool) const override {
-        pool.parallel_for(view_.rows, rows_per_task,
+        // The packed kernel repacks X per task: fewer, taller tasks for large batches.
+        pool.parallel_for(view_.rows, x.rows >= kernel::dense_packed_min_tokens ? 4 * rows_per_task : rows_per_task,
                           [&](std::size_t r0, std::size_t r1) { kernel::gemm_rows(Backend{}, view_, x, y, r0, r1); });
     }
     void do_dequantize_row(std::size_t r, float* out) const override { kernel::dequantize_row(Backend{}, view_, r, out); }
