@@ -401,7 +401,7 @@ int quantize(int argc, char** argv) {
     };
     std::vector<tensor_log> log;
     edgeq::imatrix_file imatrix;
-    double forward_s = 0, quantize_s = 0;
+    double forward_s = 0, quantize_s = 0, stats_s = 0, second_s = 0;  // stats_s, second_s: parts of forward_s
 
     // --imatrix: the file's importance per tensor, for RTN.
     edgeq::imatrix_file given;
@@ -613,6 +613,8 @@ int quantize(int argc, char** argv) {
             opt, pool);
         forward_s = r.forward_seconds;
         quantize_s = r.quantize_seconds;
+        stats_s = r.statistics_seconds;
+        second_s = r.quantized_forward_seconds;
     } else {
         // Round to nearest, matrix by matrix (importance from --imatrix when given).
         const auto t0 = clock::now();
@@ -700,12 +702,13 @@ int quantize(int argc, char** argv) {
 
     if (json) {
         std::printf("{\"input\": %s, \"output\": %s, \"scheme\": %s, \"calibration\": %s, \"nsamples\": %zu, \"seqlen\": %zu,\n"
-                    " \"seconds\": %s, \"forward_seconds\": %s, \"quantize_seconds\": %s, \"file_bytes\": %.0f,\n"
+                    " \"seconds\": %s, \"forward_seconds\": %s, \"statistics_seconds\": %s, \"quantized_forward_seconds\": %s,\n"
+                    " \"quantize_seconds\": %s, \"file_bytes\": %.0f,\n"
                     " \"layer_bits_per_weight\": %s, \"file_bits_per_weight\": %s, \"threads\": %u,\n",
                     cli::json_string(in).c_str(), cli::json_string(out).c_str(), cli::json_string(label).c_str(),
                     calib.empty() ? "null" : cli::json_string(calib).c_str(), calib.empty() ? 0 : nsamples, calib.empty() ? 0 : seqlen,
-                    cli::json_number(total_s).c_str(), cli::json_number(forward_s).c_str(), cli::json_number(quantize_s).c_str(),
-                    file_bytes, cli::json_number(layer_bpw).c_str(), cli::json_number(file_bpw).c_str(), pool.size());
+                    cli::json_number(total_s).c_str(), cli::json_number(forward_s).c_str(), cli::json_number(stats_s).c_str(),
+                    cli::json_number(second_s).c_str(), cli::json_number(quantize_s).c_str(), file_bytes, cli::json_number(layer_bpw).c_str(), cli::json_number(file_bpw).c_str(), pool.size());
         if (budget) {
             std::string names, types;
             for (const std::string& n : candidates) names += (names.empty() ? "" : ", ") + cli::json_string(n);
@@ -757,7 +760,10 @@ int quantize(int argc, char** argv) {
             std::printf("%s -> %s: %s, %s (layers %.3f bits per weight) in %s", in.c_str(), out.c_str(), scheme.c_str(),
                         cli::bytes(file_bytes).c_str(), layer_bpw, cli::seconds(total_s).c_str());
         }
-        if (!calib.empty()) std::printf(" (forward passes %s, quantization %s)", cli::seconds(forward_s).c_str(), cli::seconds(quantize_s).c_str());
+        if (!calib.empty())
+            std::printf(" (forward passes %s, of which input statistics %s and the quantized pass %s; quantization %s)",
+                        cli::seconds(forward_s).c_str(), cli::seconds(stats_s).c_str(), cli::seconds(second_s).c_str(),
+                        cli::seconds(quantize_s).c_str());
         std::printf("\n");
     }
     return 0;
