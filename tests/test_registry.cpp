@@ -1,4 +1,5 @@
-// The registry (names <-> static schemes), name_of, and edgeq::linear against the static API.
+// The registry (names <-> static schemes, SpQR's names included), name_of, and edgeq::linear
+// against the static API.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -71,13 +72,15 @@ TEST_CASE("name_of spells a scheme canonically, whatever the policy order", "[re
 
 TEST_CASE("the built-in list: every combination, each name once", "[registry]") {
     const std::vector<std::string>& names = reg::names();
-    CHECK(names.size() == reg::scheme_count);
-    CHECK(names.size() == 6 * 5 * 2 * 2 + 4 * 3 + 12);
+    CHECK(names.size() == reg::scheme_count + reg::spqr_count);
+    CHECK(reg::scheme_count == 6 * 5 * 2 * 2 + 4 * 3 + 12);
+    CHECK(reg::spqr_count == 3);
     CHECK(names.size() <= 150);
     CHECK(std::set<std::string>(names.begin(), names.end()).size() == names.size());
     for (const char* n : {"int4-g128", "int4-g128-asym", "int8-row", "int8-row-f32", "int6-g64-f32", "nf4-g64",
                           "nf4-g64-dq", "nf4-g64-f32", "int2-g32-asym-f32", "int3-row-asym", "nf4-g256-dq", "q4_0",
-                          "q8_0", "q2_k", "q4_k", "q6_k", "iq4_nl", "iq4_xs"}) {
+                          "q8_0", "q2_k", "q4_k", "q6_k", "iq4_nl", "iq4_xs", "spqr-2bit-g16", "spqr-3bit-g16",
+                          "spqr-4bit-g16"}) {
         INFO(n);
         CHECK(std::find(names.begin(), names.end(), std::string(n)) != names.end());
     }
@@ -148,7 +151,7 @@ std::vector<static_facts> gather_facts() {
 
 TEST_CASE("every name round-trips name -> type -> name_of, with and without an algorithm prefix", "[registry]") {
     const std::vector<static_facts> facts = gather_facts();
-    REQUIRE(facts.size() == reg::names().size());
+    REQUIRE(facts.size() == reg::scheme_count);
     for (std::size_t i = 0; i < facts.size(); ++i) {
         const static_facts& f = facts[i];
         INFO(f.name);
@@ -261,6 +264,7 @@ TEST_CASE("registry::make_linear runs exactly the static kernels", "[registry][l
 
     std::size_t checked = 0;
     for (const std::string& base : reg::names()) {
+        if (reg::info(base).calibrated) continue;  // SpQR: refused, below
         for (const std::string& name : {base, "rtn-clip-" + base}) {
             INFO(name);
             if (reg::info(base).codebook == "ggml" && name != base) continue;
@@ -316,7 +320,7 @@ TEST_CASE("registry::make_linear runs exactly the static kernels", "[registry][l
             ++checked;
         }
     }
-    CHECK(checked == 2 * reg::names().size() - 12);
+    CHECK(checked == 2 * reg::scheme_count - 12);
 }
 
 TEST_CASE("the name's algorithm decides the clip search; other options pass through", "[registry][linear]") {
@@ -371,4 +375,86 @@ TEST_CASE("edgeq::make_linear<S> and the checks of linear", "[linear]") {
     // A backend other than the best one.
     const auto s = eq::make_linear<S, eq::backend::scalar>({w.data(), 16, 256});
     CHECK(std::string(s->backend_name()) == "scalar");
+}
+
+namespace {
+// SpQR's static facts: (is_spqr, bits, group, stat bits, stat group, name_of) of the visited type.
+struct spqr_facts {
+    bool spqr, calibrated;
+    int bits, group, stat_bits, stat_group;
+    std::string name;
+};
+template <class A>
+spqr_facts spqr_facts_of(std::true_type, const std::string& name) {
+    return spqr_facts{true, A::calibrated, A::bits, A::group, A::stat_bits, A::stat_group, name};
+}
+template <class A>
+spqr_facts spqr_facts_of(std::false_type, const std::string& name) {
+    return spqr_facts{false, A::calibrated, 0, 0, 0, 0, name};
+}
+spqr_facts visited_spqr(const std::string& name) {
+    return reg::visit(name, [](auto t) {
+        using S = typename decltype(t)::type;
+        return spqr_facts_of<typename S::algorithm>(eq::is_spqr<typename S::algorithm>{}, eq::name_of<S>());
+    });
+}
+}  // namespace
+
+TEST_CASE("SpQR by name: spqr-2bit-g16, spqr-3bit-g16, spqr-4bit-g16", "[registry][spqr]") {
+    for (int bits : {2, 3, 4}) {
+        const std::string n = "spqr-" + std::to_string(bits) + "bit-g16";
+        INFO(n);
+        CHECK(reg::contains(n));
+        CHECK(reg::canonical(n) == n);
+        const reg::scheme_info in = reg::info(n);
+        CHECK(in.name == n);
+        CHECK(in.format_name == n);
+        CHECK(in.algorithm == "spqr");
+        CHECK(in.calibrated);
+        CHECK(in.bits == bits);
+        CHECK(in.group == 16);
+        CHECK(in.asymmetric);
+        CHECK(in.codebook == "int");
+        CHECK(in.scale == "spqr");
+        // The dense part exactly: codes + (3-bit scale + 3-bit zero) / 16 + 4 fp16 per 16 x 16.
+        CHECK(in.bits_per_weight == bits + 6.0 / 16 + 64.0 / 256);
+        const spqr_facts f = visited_spqr(n);
+        CHECK(f.spqr);
+        CHECK(f.calibrated);
+        CHECK(f.bits == bits);
+        CHECK(f.group == 16);
+        CHECK(f.stat_bits == 3);
+        CHECK(f.stat_group == 16);
+        CHECK(f.name == n);  // name_of<scheme<spqr<bits>>>
+        CHECK(reg::names()[reg::scheme_count + std::size_t(bits - 2)] == n);
+        const std::vector<float> w = random_matrix(16, 128, 2);
+        CHECK_THROWS_WITH(reg::make_linear(n, {w.data(), 16, 128}), Contains("needs calibration") && Contains(n));
+    }
+    CHECK(visited_spqr("gptq-int4-g128").name == "gptq-int4-g128");
+    CHECK_FALSE(visited_spqr("gptq-int4-g128").spqr);
+    CHECK(reg::info("gptq-int4-g128").calibrated);
+    CHECK(reg::info("awq-int4-g128").calibrated);
+    CHECK_FALSE(reg::info("rtn-clip-int4-g128").calibrated);
+    CHECK_FALSE(reg::info("q4_k").calibrated);
+
+    // Misspellings: what is wrong, and the name meant.
+    CHECK_THROWS_WITH(reg::info("spqr-3bit-g32"), Contains("'g32' is not a built-in SpQR group") && Contains("g16") &&
+                                                      Contains("did you mean spqr-3bit-g16?"));
+    CHECK_THROWS_WITH(reg::info("spqr-3bit"), Contains("the group is missing") && Contains("did you mean spqr-3bit-g16?"));
+    CHECK_THROWS_WITH(reg::info("spqr-5bit-g16"), Contains("not a built-in SpQR width") && Contains("2bit, 3bit and 4bit") &&
+                                                      Contains("did you mean spqr-4bit-g16"));
+    CHECK_THROWS_WITH(reg::info("spqr-int3-g16"), Contains("'3bit'") && Contains("did you mean spqr-3bit-g16?"));
+    CHECK_THROWS_WITH(reg::info("spqr-3-g16"), Contains("did you mean spqr-3bit-g16?"));
+    CHECK_THROWS_WITH(reg::info("spqr-3bit-g16-asym"), Contains("drop '-asym'") && Contains("did you mean spqr-3bit-g16?"));
+    CHECK_THROWS_WITH(reg::info("spqr-3bit-g16-f32"), Contains("ends with the group") && Contains("spqr-3bit-g16"));
+    CHECK_THROWS_WITH(reg::info("spqr"), Contains("width and the group") && Contains("spqr-3bit-g16"));
+    CHECK_THROWS_WITH(reg::info("gptq-spqr-3bit-g16"), Contains("drop the prefix 'gptq-'") && Contains("did you mean spqr-3bit-g16?"));
+    CHECK_THROWS_WITH(reg::info("rtn-spqr-3bit-g16"), Contains("drop the prefix 'rtn-'"));
+    CHECK_THROWS_WITH(reg::info("SpQR-3bit-g16"), Contains("lower case") && Contains("did you mean spqr-3bit-g16?"));
+    CHECK_THROWS_WITH(reg::info("sqpr-3bit-g16"), Contains("did you mean spqr-3bit-g16"));
+    CHECK_THROWS_WITH(reg::info("spqr3bit-g16"), Contains("did you mean spqr-3bit-g16"));
+    CHECK_THROWS_WITH(reg::info("spqr-3bit-g016"), Contains("canonical") && Contains("spqr-3bit-g16"));
+    CHECK_FALSE(reg::contains("spqr-3bit-g32"));
+    CHECK_FALSE(reg::contains("spqr-int3-g16"));
+    CHECK_THROWS_AS(reg::visit("spqr-8bit-g16", [](auto) { return 0; }), eq::error);
 }

@@ -18,6 +18,10 @@
 // ("rtn-clip-"; not for the llama.cpp types, whose quantizers search their own scales), and the
 // calibrated ones, gptq<> ("gptq-"), gptq<act_order> ("gptq-actorder-") and awq<> ("awq-"),
 // which make_linear refuses (they need engine::quantize_calibrated and its statistics).
+// Besides them, SpQR with its own storage (format/spqr.hpp), calibrated too:
+//     spqr-2bit-g16, spqr-3bit-g16, spqr-4bit-g16    scheme<spqr<2>>, <3>, <4>          3 schemes
+// (not crossed with the algorithms: the name is the algorithm and the format at once; visit
+// hands scheme<spqr<Bits>> to its function, whose grouped format_of<S> SpQR does not use).
 // Other compositions of edgeq::scheme<...> work in C++, not by name.
 //
 // Compile time: a translation unit that calls make_linear(name, ...) instantiates the
@@ -31,6 +35,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -91,6 +96,9 @@ inline auto ggml_schemes() {
                          scheme<q4_k>, scheme<q5_k>, scheme<q6_k>, scheme<iq4_nl>, scheme<iq4_xs>>;
 }
 
+// SpQR: its own storage in 2, 3 and 4 bits, groups of 16, 3-bit statistics over 16 rows.
+inline auto spqr_schemes() { return hana::tuple_t<scheme<spqr<2>>, scheme<spqr<3>>, scheme<spqr<4>>>; }
+
 // scheme<Ps...> run by Algorithm: the same type for the default rtn<>, so a base name and its
 // "rtn-" spelling visit one type.
 template <class Scheme, class Algorithm>
@@ -110,6 +118,8 @@ inline auto schemes() {
 }
 using schemes_type = decltype(schemes());
 constexpr std::size_t scheme_count = decltype(hana::length(std::declval<schemes_type>()))::value;
+// The SpQR schemes (spqr-2bit-g16 ...), named after the scheme_count formats.
+constexpr std::size_t spqr_count = decltype(hana::length(detail::spqr_schemes()))::value;
 
 // The algorithms a name can select, as a hana tuple of hana::type; the first is the default.
 inline auto algorithms() { return hana::tuple_t<rtn<>, rtn<clip_search>, gptq<>, gptq<act_order>, awq<>>; }
@@ -118,26 +128,41 @@ constexpr std::size_t algorithm_count = decltype(hana::length(std::declval<algor
 
 // What a name stands for.
 struct scheme_info {
-    std::string name;            // canonical: "int4-g128", "rtn-clip-nf4-g64-dq"
-    std::string format_name;     // without the algorithm prefix
-    std::string algorithm;       // "rtn", "rtn-clip"
-    double bits_per_weight = 0;  // codes + scales + zero points, at 4096 columns
+    std::string name;            // canonical: "int4-g128", "rtn-clip-nf4-g64-dq", "spqr-3bit-g16"
+    std::string format_name;     // without the algorithm prefix (SpQR: the name, its format is its own)
+    std::string algorithm;       // "rtn", "rtn-clip", "gptq", ..., "spqr"
+    // Codes + scales + zero points, at 4096 columns. SpQR: its dense part exactly (codes and both
+    // levels of statistics, rows a multiple of 16); the row pointers (32 bits a row) and the
+    // outliers (32 bits each) add to it, so a quantized matrix's linear::bits_per_weight() (what
+    // edgeq quantize reports) is the exact figure.
+    double bits_per_weight = 0;
     int bits = 0;                // per code
     int group = 0;               // weights per scale (llama.cpp: per block); 0: one scale per row
     bool asymmetric = false;     // a stored zero point per group
     std::string codebook;        // "int" (uniform grid), "nf4" or "ggml" (a llama.cpp block type)
-    std::string scale;           // "fp16", "fp32", "dq8" (double quantization), "block" (llama.cpp's own)
+    // "fp16", "fp32", "dq8" (double quantization), "block" (llama.cpp's own), "spqr" (3-bit
+    // scale and zero codes over 16 rows, with float16 ranges)
+    std::string scale;
+    // The algorithm needs calibration data (gptq, awq, spqr): make_linear refuses the name,
+    // engine::plan_of and edgeq quantize --calib take it.
+    bool calibrated = false;
 };
 
 namespace detail {
 
 struct table {
-    std::vector<scheme_info> formats;  // in schemes() order, algorithm rtn
+    std::vector<scheme_info> formats;  // in schemes() order, algorithm rtn; then spqr_schemes()
     std::vector<std::string> names;
     std::vector<std::string> algorithms;  // name() of each algorithm, in algorithms() order
+    std::vector<char> calibrated;         // and whether it needs calibration
     std::vector<int> uniform_bits, groups_int, groups_nf4;  // what the formats cover, for messages
     std::vector<std::string> ggml_names;                    // "q4_0" ... "iq4_xs"
+    std::vector<int> spqr_bits, spqr_groups;
 };
+
+// The index of SpQR in parsed::algorithm: after algorithms(), whose table visit does not cross
+// with SpQR's schemes.
+constexpr std::size_t spqr_algorithm = algorithm_count;
 
 // One format's facts as plain data; its name is built from them at run time, by the function
 // that name_of<S>() calls.
@@ -179,6 +204,35 @@ struct algorithm_names_of {
         return {std::string(As::type::name())...};
     }
 };
+struct algorithm_calibrated_of {
+    template <class... As>
+    std::vector<char> operator()(As...) const {
+        return {char(As::type::calibrated)...};
+    }
+};
+
+template <class S>
+scheme_info spqr_info_of() {
+    using A = typename S::algorithm;
+    using F = spqr_format<A::bits, A::group, A::stat_bits, A::stat_group>;
+    scheme_info i;
+    i.name = i.format_name = F::name();
+    i.algorithm = A::name();
+    i.bits_per_weight = F::dense_bits_per_weight();
+    i.bits = F::bits;
+    i.group = F::group;
+    i.asymmetric = true;
+    i.codebook = "int";
+    i.scale = "spqr";
+    i.calibrated = A::calibrated;
+    return i;
+}
+struct spqr_infos {
+    template <class... Ts>
+    std::vector<scheme_info> operator()(Ts...) const {
+        return {spqr_info_of<typename Ts::type>()...};
+    }
+};
 
 inline scheme_info info_from(const raw_entry& e) {
     scheme_info i;
@@ -202,12 +256,19 @@ inline const table& the_table() {
     static const table t = [] {
         table r;
         r.algorithms = hana::unpack(algorithms(), algorithm_names_of{});
+        r.calibrated = hana::unpack(algorithms(), algorithm_calibrated_of{});
         for (const raw_entry& e : hana::unpack(schemes(), raw_entries{})) {
             r.formats.push_back(info_from(e));
             r.formats.back().algorithm = r.algorithms.front();
         }
+        for (const scheme_info& i : hana::unpack(spqr_schemes(), spqr_infos{})) r.formats.push_back(i);
         for (const scheme_info& i : r.formats) {
             r.names.push_back(i.name);
+            if (i.algorithm == "spqr") {
+                add_unique(r.spqr_bits, i.bits);
+                add_unique(r.spqr_groups, i.group);
+                continue;
+            }
             if (i.codebook == "ggml") {
                 r.ggml_names.push_back(i.name);
                 continue;
@@ -344,7 +405,7 @@ inline body_result parse_body(const std::string& body) {
     std::vector<std::string> widths;
     for (int b : t.uniform_bits) widths.push_back("int" + std::to_string(b));
     widths.push_back("nf4");
-    const std::string widths_msg = join(widths, ", ", " or ") + " (or a llama.cpp type: q4_k, q8_0...)";
+    const std::string widths_msg = join(widths, ", ", " or ") + " (or a llama.cpp type: q4_k, q8_0..., or SpQR: spqr-3bit-g16)";
     bool is_nf4 = false;
     int bits = 0;
     if (tok[0] == "nf4") {
@@ -466,6 +527,85 @@ inline body_result parse_body(const std::string& body) {
     return r;
 }
 
+// SpQR's names: "spqr-" width "bit-" group, nothing after (its zero points are always stored).
+inline body_result parse_spqr(const std::string& name) {
+    const table& t = the_table();
+    body_result r;
+    const std::vector<std::string> tok = split_dashes(name);  // tok[0] is "spqr"
+    const auto fail = [&r](std::string why) {
+        r.why = std::move(why);
+        return r;
+    };
+    const auto named = [](int bits, int group) { return "spqr-" + std::to_string(bits) + "bit-g" + std::to_string(group); };
+    const int group0 = t.spqr_groups.front();
+    for (const std::string& s : tok)
+        if (s.empty()) {
+            r.fixes.push_back(join_dashes(tok));
+            return fail("empty part between dashes");
+        }
+    std::vector<std::string> widths;
+    for (int b : t.spqr_bits) widths.push_back(std::to_string(b) + "bit");
+    const std::string widths_msg = "SpQR's widths are " + join(widths, ", ", " and ");
+    if (tok.size() < 2) {
+        for (int b : t.spqr_bits) r.fixes.push_back(named(b, group0));
+        return fail("SpQR's name gives the width and the group (" + widths_msg + ")");
+    }
+    // The width: "3bit"; "int3", "3", "3b" are repaired.
+    std::string digits = tok[1];
+    for (const char* pre : {"int", "w"})
+        if (digits.compare(0, std::strlen(pre), pre) == 0) digits = digits.substr(std::strlen(pre));
+    for (const char* suf : {"bits", "bit", "b"})
+        if (digits.size() > std::strlen(suf) && digits.compare(digits.size() - std::strlen(suf), std::string::npos, suf) == 0) {
+            digits = digits.substr(0, digits.size() - std::strlen(suf));
+            break;
+        }
+    int bits = 0;
+    if (!parse_int(digits, bits)) {
+        for (int b : t.spqr_bits) r.fixes.push_back(named(b, group0));
+        return fail("'" + tok[1] + "' is not a width; " + widths_msg);
+    }
+    const std::string group_part = tok.size() > 2 ? tok[2] : "g" + std::to_string(group0);
+    if (std::find(t.spqr_bits.begin(), t.spqr_bits.end(), bits) == t.spqr_bits.end()) {
+        std::vector<int> by_distance = t.spqr_bits;
+        std::stable_sort(by_distance.begin(), by_distance.end(), [bits](int a, int b) { return std::abs(a - bits) < std::abs(b - bits); });
+        for (int b : by_distance) r.fixes.push_back("spqr-" + std::to_string(b) + "bit-" + group_part);
+        return fail("'" + tok[1] + "' is not a built-in SpQR width; " + widths_msg);
+    }
+    if (tok[1] != std::to_string(bits) + "bit") {
+        r.fixes.push_back("spqr-" + std::to_string(bits) + "bit-" + group_part);
+        return fail("SpQR's width is written '" + std::to_string(bits) + "bit', not '" + tok[1] + "'");
+    }
+    // The group.
+    int group = 0;
+    if (tok.size() < 3 || !(tok[2].size() > 1 && tok[2][0] == 'g' && parse_int(tok[2].substr(1), group)) ||
+        std::find(t.spqr_groups.begin(), t.spqr_groups.end(), group) == t.spqr_groups.end()) {
+        for (int g : t.spqr_groups) r.fixes.push_back(named(bits, g));
+        std::vector<std::string> gs;
+        for (int g : t.spqr_groups) gs.push_back("g" + std::to_string(g));
+        return fail((tok.size() < 3 ? std::string("the group is missing") : "'" + tok[2] + "' is not a built-in SpQR group") +
+                    "; the built-in SpQR schemes have " + join(gs, ", ", " and ") +
+                    " (in C++, edgeq::spqr<Bits, Group> takes other groups)");
+    }
+    // Nothing after the group.
+    if (tok.size() > 3) {
+        r.fixes.push_back(named(bits, group));
+        if (tok[3] == "asym") return fail("SpQR stores a zero point for every group; drop '-asym'");
+        return fail("'" + tok[3] + "' is not a part of a SpQR name, which ends with the group");
+    }
+    const std::string canonical = named(bits, group);
+    if (canonical != name) {
+        r.fixes.push_back(canonical);
+        return fail("not the canonical spelling (zero-padded)");
+    }
+    const auto it = std::find(t.names.begin(), t.names.end(), canonical);
+    if (it == t.names.end()) return fail("not a built-in scheme");
+    r.ok = true;
+    r.format = std::size_t(it - t.names.begin());
+    return r;
+}
+
+inline bool is_spqr_name(const std::string& body) { return body == "spqr" || body.compare(0, 5, "spqr-") == 0; }
+
 // One line: what is wrong, what to write instead, how to list every name.
 [[noreturn]] inline void refuse(const std::string& name, const std::string& why, std::vector<std::string> fixes,
                                 const std::string& near_body, const std::string& prefix) {
@@ -493,6 +633,31 @@ inline std::string canonical_prefix(std::size_t algorithm) {
     return algorithm == 0 ? std::string() : the_table().algorithms[algorithm] + "-";
 }
 
+inline std::string lower(std::string s) {
+    for (char& c : s) c = char(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    return s;
+}
+
+// A SpQR name (its lower-case spelling, split at an algorithm prefix, starts with "spqr").
+inline parsed parse_spqr_name(const std::string& name, const std::string& lprefix, const std::string& lbody) {
+    std::vector<std::string> fixes;
+    if (parse_spqr(lbody).ok) fixes.push_back(lbody);
+    if (!lprefix.empty())
+        refuse(name, "SpQR is an algorithm of its own; drop the prefix '" + name.substr(0, lprefix.size()) + "'", fixes, lbody, "");
+    if (lower(name) != name) refuse(name, "names are lower case", fixes, lbody, "");
+    const body_result b = parse_spqr(name);
+    if (!b.ok) {
+        fixes.clear();
+        for (const std::string& f : b.fixes)
+            if (parse_spqr(f).ok && std::find(fixes.begin(), fixes.end(), f) == fixes.end() && fixes.size() < 3) fixes.push_back(f);
+        refuse(name, b.why, fixes, name, "");
+    }
+    parsed p;
+    p.algorithm = spqr_algorithm;
+    p.format = b.format;
+    return p;
+}
+
 // Strict: the canonical spelling only (the prefix "rtn-" of the default algorithm is accepted
 // and dropped), with a message that says what to write instead.
 inline parsed parse(const std::string& name) {
@@ -500,6 +665,12 @@ inline parsed parse(const std::string& name) {
     if (name.empty()) refuse(name, "the name is empty", {}, "", "");
     for (const std::string& a : t.algorithms)
         if (name == a) refuse(name, "'" + name + "' is an algorithm; follow it with a format", {name + "-int4-g128"}, "", "");
+
+    {
+        std::string lprefix, lbody;
+        split_prefix(lower(name), lprefix, lbody);
+        if (is_spqr_name(lbody)) return parse_spqr_name(name, lprefix, lbody);
+    }
 
     parsed p;
     std::string prefix, body;
@@ -550,6 +721,14 @@ struct row_of_thunks {
 };
 
 template <class R, class F>
+struct spqr_thunks {
+    template <class... Ts>
+    std::array<R (*)(F&), sizeof...(Ts)> operator()(Ts...) const {
+        return {{&call_with<R, F, typename Ts::type>...}};
+    }
+};
+
+template <class R, class F>
 struct thunk_table {
     template <class... As>
     std::array<std::array<R (*)(F&), scheme_count>, sizeof...(As)> operator()(As...) const {
@@ -559,12 +738,12 @@ struct thunk_table {
 
 }  // namespace detail
 
-// All built-in names, canonical, without algorithm prefix (prefix one with "rtn-clip-" to turn
-// the clip search on).
+// All built-in names, canonical: the scheme_count formats without algorithm prefix (prefix one
+// with "rtn-clip-" to turn the clip search on), then the spqr_count SpQR schemes.
 inline const std::vector<std::string>& names() { return detail::the_table().names; }
 
-// The algorithm prefixes a name may carry: "rtn" (the default, may be left out), "rtn-clip",
-// "gptq", "gptq-actorder", "awq".
+// The algorithm prefixes a format's name may carry: "rtn" (the default, may be left out),
+// "rtn-clip", "gptq", "gptq-actorder", "awq". (SpQR's names are whole: spqr-3bit-g16.)
 inline const std::vector<std::string>& algorithm_names() { return detail::the_table().algorithms; }
 
 // True if `name` parses to a built-in scheme (no exception).
@@ -581,7 +760,9 @@ inline bool contains(const std::string& name) {
 inline scheme_info info(const std::string& name) {
     const detail::parsed p = detail::parse(name);
     scheme_info i = detail::the_table().formats[p.format];
+    if (p.algorithm == detail::spqr_algorithm) return i;
     i.algorithm = detail::the_table().algorithms[p.algorithm];
+    i.calibrated = detail::the_table().calibrated[p.algorithm] != 0;
     if (p.algorithm != 0) i.name = i.algorithm + "-" + i.format_name;
     return i;
 }
@@ -591,13 +772,16 @@ inline std::string canonical(const std::string& name) { return info(name).name; 
 
 // Calls f(hana::type_c<S>) with the scheme `name` stands for and returns what f returns; f must
 // return the same type (or void) for every scheme. Instantiates f for every built-in scheme and
-// algorithm. Throws edgeq::error for a name that is not built in.
+// algorithm, and for the SpQR schemes scheme<spqr<Bits>> (is_spqr<typename S::algorithm>: their
+// storage is spqr_format, not format_of<S>). Throws edgeq::error for a name that is not built in.
 template <class F>
 auto visit(const std::string& name, F&& f) -> decltype(f(hana::front(schemes()))) {
     using Fn = typename std::remove_reference<F>::type;
     using R = decltype(f(hana::front(schemes())));
     static const auto table = hana::unpack(algorithms(), detail::thunk_table<R, Fn>{});
+    static const auto spqr_table = hana::unpack(detail::spqr_schemes(), detail::spqr_thunks<R, Fn>{});
     const detail::parsed p = detail::parse(name);
+    if (p.algorithm == detail::spqr_algorithm) return spqr_table[p.format - scheme_count](f);
     return table[p.algorithm][p.format](f);
 }
 
@@ -607,17 +791,28 @@ void for_each_scheme(F&& f) {
     hana::for_each(schemes(), f);
 }
 
+namespace detail {
+template <class S, class Backend>
+std::unique_ptr<linear> make_linear_of(const std::string&, matrix_view<const float> w, quant_options opt,
+                                       std::false_type /*calibrated*/) {
+    opt.fit.clip_search = S::algorithm::clip;
+    return edgeq::make_linear<S, Backend>(w, opt);
+}
+// A calibrated algorithm (gptq, awq, spqr): refused without compiling a linear for it.
+template <class S, class Backend>
+std::unique_ptr<linear> make_linear_of(const std::string& name, matrix_view<const float>, quant_options, std::true_type) {
+    throw error("registry::make_linear: " + name + " needs calibration data (the Hessian or the activations of "
+                "its inputs): use engine::quantize_calibrated, or edgeq quantize --calib FILE");
+}
+}  // namespace detail
+
 // Quantizes w with the scheme `name` stands for. The clip search follows the name's algorithm
 // prefix (opt.fit.clip_search is set from it); the other options are taken from opt.
 template <class Backend = backend::best>
 std::unique_ptr<linear> make_linear(const std::string& name, matrix_view<const float> w, quant_options opt) {
     return visit(name, [&name, &w, &opt](auto t) -> std::unique_ptr<linear> {
         using S = typename decltype(t)::type;
-        if (S::algorithm::calibrated)
-            throw error("registry::make_linear: " + name + " needs calibration data (the Hessian or the activations of "
-                        "its inputs): use engine::quantize_calibrated, or edgeq quantize --calib FILE");
-        opt.fit.clip_search = S::algorithm::clip;
-        return edgeq::make_linear<S, Backend>(w, opt);
+        return detail::make_linear_of<S, Backend>(name, w, opt, std::integral_constant<bool, S::algorithm::calibrated>{});
     });
 }
 template <class Backend = backend::best>

@@ -10,6 +10,9 @@
 //     q4_k, q8_0, iq4_xs   llama.cpp's block types, as llama.cpp names them in lower case
 //     rtn-clip-int4-g128   the algorithm prefix: none for plain rtn<> (the default), otherwise
 //                          the algorithm's name(): rtn<clip_search> is "rtn-clip"
+//     spqr-3bit-g16        SpQR, which has its own storage (scheme<spqr<3>>; format/spqr.hpp):
+//                          spqr-{bits}bit-g{group}, then -s{stat bits} and -sg{stat rows}
+//                          when they are not 3 and 16
 //
 // Defaults are left out of the name (symmetric, fp16 scales, plain rtn<>), so every scheme has
 // exactly one name. No Hana here: this header is cheap to include.
@@ -17,6 +20,7 @@
 #include <string>
 #include <type_traits>
 
+#include "format/spqr.hpp"
 #include "scheme.hpp"
 
 namespace edgeq {
@@ -96,14 +100,25 @@ std::string compose_name_of(bool with_algorithm, std::false_type) {
                         scale_tag<typename Scheme::scale_policy>::suffix());
 }
 
+// SpQR names its own storage (the algorithm and the format are one).
+template <class Scheme, int B, int G, int SB, int SG>
+std::string compose_name_by_algorithm(bool, spqr<B, G, SB, SG>) {
+    return spqr_name(B, G, SB, SG);
+}
+template <class Scheme, class Algorithm>
+std::string compose_name_by_algorithm(bool with_algorithm, Algorithm) {
+    return compose_name_of<Scheme>(with_algorithm, is_ggml_format<format_of<Scheme>>{});
+}
+
 template <class Scheme>
 std::string compose_name_of(bool with_algorithm) {
-    return compose_name_of<Scheme>(with_algorithm, is_ggml_format<format_of<Scheme>>{});
+    return compose_name_by_algorithm<Scheme>(with_algorithm, typename Scheme::algorithm{});
 }
 
 }  // namespace detail
 
-// The name of the scheme's storage format alone (no algorithm prefix): "int4-g128-asym".
+// The name of the scheme's storage format alone (no algorithm prefix): "int4-g128-asym"
+// ("spqr-3bit-g16" for SpQR, whose format is its own).
 template <class Scheme>
 std::string format_name_of() {
     static_assert(is_scheme<Scheme>::value, "edgeq::format_name_of<S>: S must be an edgeq::scheme<...>");

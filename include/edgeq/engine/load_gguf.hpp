@@ -21,6 +21,9 @@
 //                           grouped_linear_hook(), which engine/gguf_registry.hpp sets: the
 //                           registry compiles every format's kernels, so a program opts in
 //                           by including that header in one of its .cpp files.
+//   EDGEQ_SPQR (1025)       spqr_linear of its SpQR scheme ("spqr-3bit-g16"), through the same
+//                           hook; the blob is checked (size, CSR structure, float16 fields)
+//                           before use, and a problem names the tensor.
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -52,7 +55,8 @@
 namespace edgeq {
 namespace engine {
 
-// Builds a linear from an EDGEQ_GROUPED blob: (scheme name, blob, bytes, rows, cols).
+// Builds a linear from an edgeq blob, EDGEQ_GROUPED or EDGEQ_SPQR: (scheme name, blob, bytes, rows,
+// cols). Throws edgeq::error for a blob that does not fit its scheme and shape.
 using grouped_linear_fn = std::unique_ptr<linear> (*)(const std::string& scheme, const std::uint8_t* blob,
                                                        std::uint64_t bytes, std::size_t rows, std::size_t cols);
 inline grouped_linear_fn& grouped_linear_hook() {
@@ -109,10 +113,11 @@ inline std::unique_ptr<linear> ggml_linear_of_type(std::uint32_t type, const std
 }
 
 // A linear's stored bytes (linear::storage_data) and their GGUF type: dense and llama.cpp types
-// are GGUF tensor data as they are; any other scheme is an EDGEQ_GROUPED blob.
+// are GGUF tensor data as they are; any other scheme is an edgeq blob (EDGEQ_SPQR for SpQR,
+// else EDGEQ_GROUPED).
 inline std::vector<std::uint8_t> stored_bytes(const linear& l, std::uint32_t& type) {
     const std::string n = l.scheme_name();
-    type = io::gguf::type::edgeq_grouped;
+    type = io::gguf::edgeq_type_of(n);
     for (const io::gguf::type_info& t : io::gguf::detail::type_table()) {
         std::string lower = t.name;
         for (char& ch : lower) ch = char(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
@@ -227,11 +232,16 @@ inline tensor_source gguf_tensors(const io::gguf::file& f, io::matrix_factory ma
             l.reset(new dense_linear<dense_f16>(dense_matrix<dense_f16>::from_storage(t.data, rows, cols)));
         } else if (t.type == io::gguf::type::bf16) {
             l.reset(new dense_linear<dense_bf16>(dense_matrix<dense_bf16>::from_storage(t.data, rows, cols)));
-        } else if (t.type == io::gguf::type::edgeq_grouped) {
+        } else if (io::gguf::is_edgeq_blob(t.type)) {
             if (!grouped_linear_hook())
                 throw error(where + ": tensor '" + t.name + "' is an edgeq " + t.scheme +
                             " blob; this program reads them only with <edgeq/engine/gguf_registry.hpp> included");
-            l = grouped_linear_hook()(t.scheme, t.data, t.bytes, rows, cols);
+            try {
+                l = grouped_linear_hook()(t.scheme, t.data, t.bytes, rows, cols);
+            } catch (const error& e) {  // a damaged blob: say which tensor
+                throw error(where + ": tensor '" + t.name + "' (" + io::gguf::type_name(t.type) + "): " +
+                            std::string(e.what()).substr(7));
+            }
         } else {
             l = detail::ggml_linear_of_type(t.type, t.data, rows, cols);
             if (!l) throw error(where + ": tensor '" + t.name + "' has type " + io::gguf::type_name(t.type) + ", which the engine does not run");
@@ -384,7 +394,7 @@ inline void save_gguf(const llama_model& m, const tok::tokenizer* tk, const std:
         const std::vector<float>* vec;  // a vector (F32)
         std::size_t qk_heads;       // q/k rows to permute from NeoX to interleaved order
         std::uint32_t type;
-        std::string scheme;         // EDGEQ_GROUPED
+        std::string scheme;         // edgeq blobs (EDGEQ_GROUPED, EDGEQ_SPQR)
     };
     std::vector<item> items;
     const bool as_stored = !o.encode;
@@ -412,7 +422,7 @@ inline void save_gguf(const llama_model& m, const tok::tokenizer* tk, const std:
             gguf_target t;
             gguf_encoder e;
             const bool builtin = gguf_builtin_target(l.scheme_name(), t, e);
-            items.push_back(item{n, &l, nullptr, heads, builtin ? t.type : io::gguf::type::edgeq_grouped, l.scheme_name()});
+            items.push_back(item{n, &l, nullptr, heads, builtin ? t.type : io::gguf::edgeq_type_of(l.scheme_name()), l.scheme_name()});
             return;
         }
         std::uint32_t type = o.target.type;
@@ -473,12 +483,12 @@ inline void save_gguf(const llama_model& m, const tok::tokenizer* tk, const std:
         const item& it = items[i];
         if (it.vec) {
             w.declare_tensor(it.name, io::gguf::type::f32, {std::uint64_t(it.vec->size())});
-        } else if (it.type == io::gguf::type::edgeq_grouped && as_stored) {
-            w.declare_grouped(it.name, it.scheme, it.mat->cols(), it.mat->rows(), it.mat->storage_bytes());
-        } else if (it.type == io::gguf::type::edgeq_grouped) {
+        } else if (io::gguf::is_edgeq_blob(it.type) && as_stored) {
+            w.declare_edgeq_blob(it.name, it.scheme, it.mat->cols(), it.mat->rows(), it.mat->storage_bytes());
+        } else if (io::gguf::is_edgeq_blob(it.type)) {
             pre[i] = encode(it);
             report(o.progress, i + 1, items.size(), it.name);
-            w.declare_grouped(it.name, it.scheme, it.mat->cols(), it.mat->rows(), pre[i].size());
+            w.declare_edgeq_blob(it.name, it.scheme, it.mat->cols(), it.mat->rows(), pre[i].size());
         } else {
             w.declare_tensor(it.name, it.type, {std::uint64_t(it.mat->cols()), std::uint64_t(it.mat->rows())});
         }

@@ -5,6 +5,8 @@
 //   gptq<...>           the Hessian of every matrix's inputs (algo/gptq.hpp)
 //   awq<...>            a sample of every input, for the per-channel scale search folded into
 //                       the norms (algo/awq.hpp), then RTN with the clip search
+//   spqr<...>           the Hessian, for SpQR (algo/spqr.hpp): the matrix becomes an
+//                       spqr_linear of spqr_format<...> (the scheme is scheme<spqr<...>> alone)
 //
 //     auto plan = engine::plan_of<scheme<gptq<>, bits<3>, group<64>>>();
 //     engine::quantize_calibrated(model, windows, plan.quantize, plan.options);
@@ -15,11 +17,14 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../algo/awq.hpp"
 #include "../algo/gptq.hpp"
 #include "../algo/hessian.hpp"
+#include "../algo/spqr.hpp"
+#include "../kernel/simd/spqr.hpp"
 #include "../linear.hpp"
 #include "../scheme.hpp"
 #include "calibrate.hpp"
@@ -31,6 +36,11 @@ struct plan_settings {
     double gptq_damp = 0.01;         // fraction of mean(diag H) added to the diagonal
     std::size_t awq_sample_rows = 512;  // calibration rows AWQ's search multiplies
     bool rtn_importance = true;      // rtn with calibration data: weight errors by E[x^2]
+    // SpQR (its damp is gptq_damp): tau, relative to mean_c var_rows(W[:, c]) R_cc^2 (the
+    // reference's outlier_relative_threshold); or, when spqr_outlier_fraction > 0, the threshold
+    // that keeps about that fraction of the weights (spqr_options).
+    double spqr_outlier_threshold = 0.2;
+    double spqr_outlier_fraction = 0.0;
 };
 
 struct calib_plan {
@@ -118,6 +128,26 @@ calib_plan plan_for(awq<Os...>, const plan_settings& s) {
         // weighted by what the scaled matrix sees, E[x^2] / s^2.
         return wrap<Scheme, Backend>(
             awq_apply<format_of<Scheme>>(j.weights, ones, scaled_importance(imp, j.scales).data(), o, default_pool()));
+    };
+    return p;
+}
+
+// spqr<...>: the Hessian of each matrix's inputs; the result is SpQR's own format.
+template <class Scheme, class Backend, int B, int G, int SB, int SG>
+calib_plan plan_for(spqr<B, G, SB, SG>, const plan_settings& s) {
+    static_assert(std::is_same<Scheme, scheme<spqr<B, G, SB, SG>>>::value,
+                  "edgeq::engine::plan_of: spqr<Bits, Group, StatBits, StatGroup> fixes its own storage "
+                  "(spqr_format); write scheme<spqr<...>> with no other policy");
+    using F = spqr_format<B, G, SB, SG>;
+    calib_plan p;
+    p.needs_calibration = true;
+    p.options.hessian = true;
+    spqr_options o;
+    o.damp = s.gptq_damp;
+    o.outlier_threshold = s.spqr_outlier_threshold;
+    o.outlier_fraction = s.spqr_outlier_fraction;
+    p.quantize = [o](const calib_matrix& j) {
+        return make_spqr_linear<F, Backend>(spqr_quantize<F>(j.weights, j.inputs.hessian(), o));
     };
     return p;
 }

@@ -50,6 +50,14 @@
 namespace edgeq {
 
 namespace detail {
+// The name of spqr_format<Bits, Group, StatBits, StatGroup>, as the registry spells it:
+// "spqr-3bit-g16", with "-s2" / "-sg32" for statistics other than 3 bits over 16 rows.
+inline std::string spqr_name(int bits, int group, int stat_bits, int stat_group) {
+    return "spqr-" + std::to_string(bits) + "bit-g" + std::to_string(group) +
+           (stat_bits != 3 ? "-s" + std::to_string(stat_bits) : std::string()) +
+           (stat_group != 16 ? "-sg" + std::to_string(stat_group) : std::string());
+}
+
 // Code i of a packed 32-code chunk (core/bitpack.hpp): plane of width w, byte i % 4w, bit
 // (i / 4w) w. Reads one code without unpacking the chunk.
 template <int Bits>
@@ -151,11 +159,8 @@ struct spqr_format {
                32.0 * double(rows + 1) + double(nnz) * (16.0 + 8.0 * double(index_bytes(cols)));
     }
 
-    // "spqr-int3-g16-s3" (and "-sg32" for a stat group other than 16).
-    static std::string name() {
-        return "spqr-int" + std::to_string(Bits) + "-g" + std::to_string(Group) + "-s" + std::to_string(StatBits) +
-               (StatGroup != 16 ? "-sg" + std::to_string(StatGroup) : std::string());
-    }
+    // "spqr-3bit-g16" (detail::spqr_name): the registry's name, also what a GGUF file records.
+    static std::string name() { return detail::spqr_name(Bits, Group, StatBits, StatGroup); }
 
     // Why a shape cannot be stored, or nullptr if it can.
     static const char* shape_problem(std::size_t rows, std::size_t cols) {

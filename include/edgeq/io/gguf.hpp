@@ -28,9 +28,16 @@
 //                        The reader checks that the blob lies inside the file; whoever turns it
 //                        into a qview (the registry knows the format of each scheme name) must
 //                        check `bytes == format::storage_bytes(rows, cols)`.
-//   1025 - 1279          reserved for later edgeq types.
-// The writer (gguf_writer::add_grouped) sets both keys. A file holding them also gets
-// `edgeq.format_version` (uint32, 1).
+//   1025  EDGEQ_SPQR     a SpQR blob (format/spqr.hpp: codes, 3-bit statistics, the outliers'
+//                        row_ptr, column indices and float16 values, each section 64-byte
+//                        aligned), with the same two keys; its scheme is a SpQR name
+//                        ("spqr-3bit-g16", and only such names are EDGEQ_SPQR). The size
+//                        depends on the outlier count, row_ptr[rows] inside the blob: whoever
+//                        reads it must check `bytes` against it and the CSR structure
+//                        (spqr_matrix::from_blob does).
+//   1026 - 1279          reserved for later edgeq types.
+// The writer (gguf_writer::add_edgeq_blob, add_grouped) sets both keys. A file holding them also
+// gets `edgeq.format_version` (uint32, 1).
 // ---------------------------------------------------------------------------------------------
 #pragma once
 #include <algorithm>
@@ -61,14 +68,21 @@ constexpr int max_array_depth = 8;
 
 namespace type {
 constexpr std::uint32_t f32 = 0, f16 = 1, bf16 = 30;
-constexpr std::uint32_t edgeq_grouped = 1024;
+constexpr std::uint32_t edgeq_grouped = 1024, edgeq_spqr = 1025;
 constexpr std::uint32_t edgeq_first = 1024, edgeq_last = 1279;
 }  // namespace type
+
+// The edgeq blob type that stores a scheme of this registry name: SpQR's own, else grouped.
+inline std::uint32_t edgeq_type_of(const std::string& scheme) {
+    return scheme == "spqr" || scheme.compare(0, 5, "spqr-") == 0 ? type::edgeq_spqr : type::edgeq_grouped;
+}
+// Whether a type is one of edgeq's blobs (size and layout named by metadata).
+inline bool is_edgeq_blob(std::uint32_t id) { return id == type::edgeq_grouped || id == type::edgeq_spqr; }
 
 struct type_info {
     std::uint32_t id;
     const char* name;
-    std::uint32_t block_weights;  // 0: edgeq_grouped (size from metadata)
+    std::uint32_t block_weights;  // 0: an edgeq blob (size from metadata)
     std::uint32_t block_bytes;
 };
 
@@ -97,6 +111,7 @@ inline const std::vector<type_info>& type_table() {
         block_info<g::block_q8_K>(),
         block_info<g::block_iq4_xs>(),
         {type::edgeq_grouped, "EDGEQ_GROUPED", 0, 0},
+        {type::edgeq_spqr, "EDGEQ_SPQR", 0, 0},
     };
     return t;
 }
@@ -406,7 +421,7 @@ struct tensor_info {
     std::uint64_t elements = 0;
     std::uint64_t bytes = 0;
     const std::uint8_t* data = nullptr;  // inside the mapping (aligned to the file's alignment)
-    std::string scheme;                  // EDGEQ_GROUPED only
+    std::string scheme;                  // EDGEQ_GROUPED and EDGEQ_SPQR only
 
     std::uint64_t cols() const { return shape.empty() ? 1 : shape[0]; }
     std::uint64_t rows() const { return cols() ? elements / cols() : 0; }
@@ -682,14 +697,17 @@ class file {
         const std::uint64_t data_size = tensors_.empty() ? 0 : map_.size() - data_offset_;
         for (tensor_info& t : tensors_) {
             const std::string tw = where_ + ": tensor '" + t.name + "'";
-            if (t.type == type::edgeq_grouped) {
+            if (is_edgeq_blob(t.type)) {
                 const value* s = find_value("edgeq.tensor." + t.name + ".scheme");
                 const value* b = find_value("edgeq.tensor." + t.name + ".bytes");
                 if (!s || s->type() != value_type::string || !b || b->type() != value_type::u64)
-                    throw error(tw + " is an EDGEQ_GROUPED blob without the string edgeq.tensor." + t.name +
+                    throw error(tw + " is an " + type_name(t.type) + " blob without the string edgeq.tensor." + t.name +
                                 ".scheme and the uint64 edgeq.tensor." + t.name + ".bytes");
                 t.scheme = s->as_string();
                 t.bytes = b->as_u64();
+                if (edgeq_type_of(t.scheme) != t.type)
+                    throw error(tw + " is " + type_name(t.type) + ", but its scheme '" + t.scheme + "' is stored as " +
+                                type_name(edgeq_type_of(t.scheme)));
             }
             if (t.offset % alignment_)
                 throw error(tw + " has offset " + std::to_string(t.offset) + ", not a multiple of the alignment " +
@@ -765,37 +783,41 @@ class writer {
                     const void* data, std::uint64_t bytes) {
         const type_info* ti = find_type(type_id);
         if (!ti) throw error("GGUF writer: tensor '" + name + "' has unknown type " + std::to_string(type_id));
-        if (!ti->block_weights) throw error("GGUF writer: add EDGEQ_GROUPED tensor '" + name + "' with add_grouped");
+        if (!ti->block_weights) throw error("GGUF writer: add edgeq blob tensor '" + name + "' with add_edgeq_blob");
         add(name, *ti, shape, data, bytes);
     }
-    // An edgeq grouped-format blob (see the top of this file).
+    // An edgeq blob (see the top of this file): EDGEQ_GROUPED or EDGEQ_SPQR, as the scheme says.
+    void add_edgeq_blob(const std::string& name, const std::string& scheme, std::uint64_t cols, std::uint64_t rows,
+                        const void* blob, std::uint64_t bytes) {
+        if (scheme.empty()) throw error("GGUF writer: tensor '" + name + "' needs a scheme name");
+        add(name, *find_type(edgeq_type_of(scheme)), {cols, rows}, blob, bytes);
+        set_blob_keys(name, scheme, bytes);
+    }
     void add_grouped(const std::string& name, const std::string& scheme, std::uint64_t cols, std::uint64_t rows,
                      const void* blob, std::uint64_t bytes) {
-        if (scheme.empty()) throw error("GGUF writer: tensor '" + name + "' needs a scheme name");
-        add(name, *find_type(type::edgeq_grouped), {cols, rows}, blob, bytes);
-        set("edgeq.format_version", value::scalar<std::uint32_t>(1));
-        set("edgeq.tensor." + name + ".scheme", value::string(scheme));
-        set("edgeq.tensor." + name + ".bytes", value::scalar<std::uint64_t>(bytes));
+        add_edgeq_blob(name, scheme, cols, rows, blob, bytes);
     }
 
     // Declared tensors, produced at write time by write(path, source).
     void declare_tensor(const std::string& name, std::uint32_t type_id, const std::vector<std::uint64_t>& shape) {
         const type_info* ti = find_type(type_id);
         if (!ti) throw error("GGUF writer: tensor '" + name + "' has unknown type " + std::to_string(type_id));
-        if (!ti->block_weights) throw error("GGUF writer: declare EDGEQ_GROUPED tensor '" + name + "' with declare_grouped");
+        if (!ti->block_weights) throw error("GGUF writer: declare edgeq blob tensor '" + name + "' with declare_edgeq_blob");
         std::uint64_t elements = 0, bytes = 0;
         std::string why;
         if (!detail::tensor_bytes(*ti, shape, elements, bytes, why))
             throw error("GGUF writer: tensor '" + name + "' (" + ti->name + ", shape " + detail::shape_text(shape) + "): " + why);
         add(name, *ti, shape, nullptr, bytes, true);
     }
+    void declare_edgeq_blob(const std::string& name, const std::string& scheme, std::uint64_t cols, std::uint64_t rows,
+                            std::uint64_t bytes) {
+        if (scheme.empty()) throw error("GGUF writer: tensor '" + name + "' needs a scheme name");
+        add(name, *find_type(edgeq_type_of(scheme)), {cols, rows}, nullptr, bytes, true);
+        set_blob_keys(name, scheme, bytes);
+    }
     void declare_grouped(const std::string& name, const std::string& scheme, std::uint64_t cols, std::uint64_t rows,
                          std::uint64_t bytes) {
-        if (scheme.empty()) throw error("GGUF writer: tensor '" + name + "' needs a scheme name");
-        add(name, *find_type(type::edgeq_grouped), {cols, rows}, nullptr, bytes, true);
-        set("edgeq.format_version", value::scalar<std::uint32_t>(1));
-        set("edgeq.tensor." + name + ".scheme", value::string(scheme));
-        set("edgeq.tensor." + name + ".bytes", value::scalar<std::uint64_t>(bytes));
+        declare_edgeq_blob(name, scheme, cols, rows, bytes);
     }
 
     // The header (everything before the data section), padded to the alignment.
@@ -864,6 +886,12 @@ class writer {
         bool deferred;  // declared: produced by write()'s source
     };
     std::uint64_t pad(std::uint64_t n) const { return (n + alignment_ - 1) / alignment_ * alignment_; }
+
+    void set_blob_keys(const std::string& name, const std::string& scheme, std::uint64_t bytes) {
+        set("edgeq.format_version", value::scalar<std::uint32_t>(1));
+        set("edgeq.tensor." + name + ".scheme", value::string(scheme));
+        set("edgeq.tensor." + name + ".bytes", value::scalar<std::uint64_t>(bytes));
+    }
 
     void add(const std::string& name, const type_info& ti, const std::vector<std::uint64_t>& shape, const void* data,
              std::uint64_t bytes, bool deferred = false) {

@@ -61,4 +61,25 @@ struct awq {
     static constexpr const char* name() { return "awq"; }
 };
 
+// SpQR (Dettmers et al., 2023; algo/spqr.hpp): GPTQ's sweep over groups of Group weights whose
+// scales and zeros are quantized to StatBits over blocks of StatGroup rows, with the weights that
+// would cost the most kept apart in float16. Unlike the algorithms above it decides the storage:
+// spqr_format<Bits, Group, StatBits, StatGroup> (format/spqr.hpp), a dense part and a sparse one.
+// So a SpQR scheme is scheme<spqr<...>> and nothing else (the scheme's grouped format_of is not
+// what it stores); engine::plan_of produces it from the Hessian, and the registry names it
+// "spqr-3bit-g16".
+template <int Bits = 3, int Group = 16, int StatBits = 3, int StatGroup = 16>
+struct spqr {
+    using policy_kind = kind::algorithm;
+    static constexpr bool clip = false;
+    static constexpr bool calibrated = true;
+    static constexpr int bits = Bits, group = Group, stat_bits = StatBits, stat_group = StatGroup;
+    static constexpr const char* name() { return "spqr"; }
+};
+
+template <class Algorithm>
+struct is_spqr : std::false_type {};
+template <int B, int G, int SB, int SG>
+struct is_spqr<spqr<B, G, SB, SG>> : std::true_type {};
+
 }  // namespace edgeq

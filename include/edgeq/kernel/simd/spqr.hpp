@@ -224,7 +224,7 @@ void gemm(const spqr_view<F>& w, matrix_view<const float> x, matrix_view<float> 
 
 // An SpQR matrix as an edgeq::linear: float activations only (has_int8_path() is false), the
 // stored blob as storage_data(), the exact bits per weight (outliers and both levels of
-// statistics counted), scheme_name() the format's name ("spqr-int3-g16-s3").
+// statistics counted), scheme_name() the format's name ("spqr-3bit-g16", the registry's).
 template <class F, class Backend = backend::best>
 class spqr_linear final : public linear {
    public:
@@ -260,6 +260,15 @@ class spqr_linear final : public linear {
 template <class F, class Backend = backend::best>
 std::unique_ptr<linear> make_spqr_linear(spqr_matrix<F> m) {
     return std::unique_ptr<linear>(new spqr_linear<F, Backend>(std::move(m)));
+}
+
+// The linear of a stored blob (a GGUF tensor's data), checked by spqr_matrix::from_blob: its
+// size against the shape and its nnz, the CSR structure, the float16 fields.
+template <class F, class Backend = backend::best>
+std::unique_ptr<linear> spqr_linear_from_blob(const std::uint8_t* blob, std::uint64_t bytes, std::size_t rows,
+                                              std::size_t cols) {
+    if (bytes > std::uint64_t(std::size_t(-1))) throw error(F::name() + ": a blob larger than memory");
+    return make_spqr_linear<F, Backend>(spqr_matrix<F>::from_blob(blob, std::size_t(bytes), rows, cols));
 }
 
 }  // namespace edgeq
