@@ -137,7 +137,12 @@ options parse(int argc, char** argv, bool& help) {
         }
     }
     if (o.rows * o.cols > (std::size_t(1) << 30)) a.fail("--rows x --cols is over 2^30 weights");
-    o.schemes = list == "all" ? reg::names() : split(list);
+    if (list == "all") {
+        for (const std::string& n : reg::names())
+            if (!reg::info(n).calibrated) o.schemes.push_back(n);  // SpQR needs a Hessian: edgeq quantize --calib
+    } else {
+        o.schemes = split(list);
+    }
     for (const std::string& s : o.schemes) {
         reg::scheme_info in;
         try {

@@ -53,6 +53,7 @@ const char* const help =
     "                                                        are weighted by E[x^2])\n"
     "                    gptq-int4-g128, gptq-actorder-int3-g64, gptq-q4_k   GPTQ (needs --calib)\n"
     "                    awq-int4-g128                       AWQ (needs --calib)\n"
+    "                    spqr-3bit-g16 (also 2bit, 4bit)     SpQR: GPTQ, small groups, outliers (needs --calib)\n"
     "                  or a llama.cpp mixture: q2_k q3_k_s q3_k_m q3_k_l q4_k_s q4_k_m q5_k_s q5_k_m\n"
     "                  q6_k, optionally gptq- (gptq-q4_k_m)\n"
     "  --target-bpw B  instead of --scheme: a type per layer matrix, from --candidates, so that the\n"

@@ -106,6 +106,7 @@ int synth(int argc, char** argv) {
         } catch (const edgeq::error& e) {
             a.fail("--type takes f32, f16, bf16, a llama.cpp type such as q4_k, or an edgeq scheme; " + strip_prefix(e.what()));
         }
+        if (info.algorithm == "spqr") a.fail("synth writes round-to-nearest weights; SpQR needs calibration (edgeq quantize --calib)");
         enc = edgeq::registry::visit(info.name, [&info](auto t) {
             return sy::encoder_for_scheme<typename decltype(t)::type>(info.name);
         });
