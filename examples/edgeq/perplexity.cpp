@@ -16,6 +16,7 @@
 
 #include "cli.hpp"
 #include "commands.hpp"
+#include "cuda_engine.hpp"
 #include "model_files.hpp"
 #include "progress_bar.hpp"
 
@@ -24,7 +25,7 @@ namespace {
 const char* const help =
     "usage: edgeq perplexity -m MODEL -f TEXT [-t TOKENIZER] [--ctx N] [--chunks N]\n"
     "                        [--protocol gptq|llamacpp] [--bytes A:B] [--kl-base MODEL] [--threads N]\n"
-    "                        [--weights W] [--json]\n"
+    "                        [--weights W] [--device cpu|cuda] [--direct-load] [--json]\n"
     "\n"
     "protocols:\n"
     "  gptq      (default) the text without BOS in non-overlapping windows of --ctx tokens, at\n"
@@ -45,6 +46,8 @@ const char* const help =
     "  --kl-base MODEL        also report the KL divergence of MODEL's distributions from this one's\n"
     "  --weights W            f32, f16 or bf16 for -m; default: as stored (--kl-base: as stored)\n"
     "  --threads N            default: all hardware threads\n"
+    "  --device D             cpu (default) or cuda: the model on the GPU (not with --kl-base)\n"
+    "  --direct-load          with --device cuda, a GGUF model straight to device memory (Jetson)\n"
     "  --json                 one JSON object on stdout: PPL, per-window PPL, tokens, speed,\n"
     "                         peak memory, and the KL statistics with --kl-base\n"
     "  -h, --help             this text\n";
@@ -61,7 +64,7 @@ int perplexity(int argc, char** argv) {
     cli::args a("perplexity", argc, argv);
     std::string model_path, tok_path, text_path, base_path, weights, range;
     en::perplexity_options o;
-    bool chunks_given = false, json = false;
+    bool chunks_given = false, json = false, cuda = false, direct = false;
     unsigned threads = std::max(1u, std::thread::hardware_concurrency());
     while (!a.done()) {
         const std::string opt = a.next_option();
@@ -98,6 +101,12 @@ int perplexity(int argc, char** argv) {
             threads = unsigned(a.positive(opt, 1024));
         } else if (opt == "--json") {
             json = true;
+        } else if (opt == "--device") {
+            const std::string d = a.value(opt);
+            if (d != "cpu" && d != "cuda") a.fail("--device takes cpu or cuda, not '" + d + "'");
+            cuda = d == "cuda";
+        } else if (opt == "--direct-load") {
+            direct = true;
         } else {
             a.unknown(opt);
         }
@@ -106,6 +115,11 @@ int perplexity(int argc, char** argv) {
     if (text_path.empty()) a.fail("-f TEXT is required");
     if (tok_path.empty()) tok_path = cli::default_tokenizer(model_path);
     if (o.protocol == en::ppl_protocol::llamacpp && !chunks_given) o.max_windows = -1;
+    if (direct && !cuda) a.fail("--direct-load needs --device cuda");
+    if (cuda && !base_path.empty()) a.fail("--kl-base runs on the CPU only; leave out --device cuda");
+#ifndef EDGEQ_CLI_CUDA
+    if (cuda) throw cli::cuda_missing();
+#endif
 
     std::ifstream in(text_path, std::ios::binary);
     if (!in) a.fail_plain("cannot open " + text_path);
@@ -125,9 +139,17 @@ int perplexity(int argc, char** argv) {
     }
 
     const auto t_load = clock_type::now();
-    const en::llama_model model =
-        cli::load_model(model_path, weights.empty() ? edgeq::io::matrix_factory() : edgeq::io::dense_factory(weights));
-    const auto tok = edgeq::tok::load_tokenizer(tok_path, model.config.vocab_size);
+    en::llama_model model;  // empty with --direct-load: the weights are in device memory only
+    en::llama_config config;
+    std::unique_ptr<cli::gpu::session> gpu;
+    if (direct) {
+        gpu = cli::load_to_gpu(model_path, o.n_ctx, &config);
+    } else {
+        model = cli::load_model(model_path, weights.empty() ? edgeq::io::matrix_factory() : edgeq::io::dense_factory(weights));
+        config = model.config;
+        if (cuda) gpu = cli::gpu_session_of(model, o.n_ctx);
+    }
+    const auto tok = edgeq::tok::load_tokenizer(tok_path, config.vocab_size);
     double load_s = since(t_load);
     const bool bos = o.protocol == en::ppl_protocol::llamacpp;
     const std::vector<int> ids = tok->encode(text, bos, false);
@@ -145,7 +167,9 @@ int perplexity(int argc, char** argv) {
                "\", \"n_ctx\": " + std::to_string(o.n_ctx) + ", \"tokens\": " + std::to_string(ids.size()) +
                ",\n \"load_seconds\": " + cli::json_number(load_s) + ", \"seconds\": " + cli::json_number(secs) +
                ", \"scored_tokens_per_second\": " + cli::json_number(secs > 0 ? double(scored) / secs : 0.0) +
-               ", \"threads\": " + std::to_string(pool.size()) + ", \"peak_rss_bytes\": " + cli::fmt("%.0f", cli::peak_rss_bytes());
+               ", \"threads\": " + std::to_string(pool.size()) + ", \"device\": " + (cuda ? "\"cuda\"" : "\"cpu\"") +
+               ", \"direct_load\": " + (direct ? "true" : "false") + ", \"gpu\": " + cli::json_string(gpu ? gpu->describe() : "") +
+               ", \"peak_rss_bytes\": " + cli::fmt("%.0f", cli::peak_rss_bytes());
     };
     auto json_ppl = [](const en::perplexity_result& r) {
         std::string w;
@@ -158,7 +182,7 @@ int perplexity(int argc, char** argv) {
 
     if (base_path.empty()) {
         const auto t0 = clock_type::now();
-        const en::perplexity_result r = en::perplexity(model, ids, o, pool);
+        const en::perplexity_result r = cuda ? cli::gpu_perplexity(*gpu, config, ids, o) : en::perplexity(model, ids, o, pool);
         const double secs = since(t0);
         bar.finish();
         if (json) {

@@ -17,6 +17,7 @@
 
 #include "cli.hpp"
 #include "commands.hpp"
+#include "cuda_engine.hpp"
 #include "model_files.hpp"
 
 namespace {
@@ -26,7 +27,7 @@ using clock_type = std::chrono::steady_clock;
 const char* const help =
     "usage: edgeq run -m MODEL [-t TOKENIZER] [-p PROMPT] [-n N] [--temp T] [--top-k K] [--top-p P]\n"
     "                 [--repeat-penalty R] [--repeat-last-n N] [--seed S] [--threads N] [--weights W]\n"
-    "                 [--ctx N] [--json]\n"
+    "                 [--ctx N] [--device cpu|cuda] [--direct-load] [--json]\n"
     "\n"
     "Generates text after PROMPT, printing each token as it comes, then the speeds of the prompt\n"
     "(all tokens at once through GEMM) and of the generation (one token at a time, GEMV and a KV\n"
@@ -49,6 +50,10 @@ const char* const help =
     "  --seed S               sampling seed; default 42\n"
     "  --ctx N                context length (KV cache size); default: the model's, at most 4096\n"
     "  --threads N            default: all hardware threads\n"
+    "  --device D             cpu (default) or cuda: weights, KV cache and the forward pass on the\n"
+    "                         GPU, tokens one at a time, the logits copied back (docs/cuda.md)\n"
+    "  --direct-load          with --device cuda, a GGUF model goes from the file straight to device\n"
+    "                         memory, one tensor at a time, no host copy of the weights (Jetson)\n"
     "  --weights W            f32, f16 or bf16; default: as stored\n"
     "  --json                 one JSON object on stdout (tokens, text, speeds, load time, peak\n"
     "                         memory) instead of the streamed text and the summary\n"
@@ -76,7 +81,7 @@ int run(int argc, char** argv) {
     std::string model_path, tok_path, prompt, weights;
     std::size_t n_gen = 256, n_ctx = 0;
     unsigned threads = std::max(1u, std::thread::hardware_concurrency());
-    bool json = false;
+    bool json = false, cuda = false, direct = false;
     edgeq::engine::sampler_params sp;
     while (!a.done()) {
         const std::string o = a.next_option();
@@ -112,6 +117,12 @@ int run(int argc, char** argv) {
             if (!edgeq::is_dense_type(weights)) a.fail("--weights takes f32, f16 or bf16, not '" + weights + "'");
         } else if (o == "--json") {
             json = true;
+        } else if (o == "--device") {
+            const std::string d = a.value(o);
+            if (d != "cpu" && d != "cuda") a.fail("--device takes cpu or cuda, not '" + d + "'");
+            cuda = d == "cuda";
+        } else if (o == "--direct-load") {
+            direct = true;
         } else {
             a.unknown(o);
         }
@@ -119,22 +130,48 @@ int run(int argc, char** argv) {
     if (model_path.empty()) a.fail("-m MODEL is required");
     if (tok_path.empty()) tok_path = cli::default_tokenizer(model_path);
 
+#ifndef EDGEQ_CLI_CUDA
+    if (cuda) throw cli::cuda_missing();
+#endif
+    if (direct && !cuda) a.fail("--direct-load needs --device cuda");
+
     const auto t_load = clock_type::now();
-    const edgeq::engine::llama_model model =
-        cli::load_model(model_path, weights.empty() ? edgeq::io::matrix_factory() : edgeq::io::dense_factory(weights));
-    const auto tok = edgeq::tok::load_tokenizer(tok_path, model.config.vocab_size);
-    const double load_s = std::chrono::duration<double>(clock_type::now() - t_load).count();
-    edgeq::thread_pool pool(threads);
+    // The model in host memory, except with --direct-load (then only the GPU holds the weights).
+    edgeq::engine::llama_model model;
+    edgeq::engine::llama_config config;
+    std::unique_ptr<cli::gpu::session> gpu;
+    if (direct) {
+        gpu = cli::load_to_gpu(model_path, int(n_ctx), &config);
+    } else {
+        model = cli::load_model(model_path, weights.empty() ? edgeq::io::matrix_factory() : edgeq::io::dense_factory(weights));
+        config = model.config;
+    }
     // The KV cache is allocated whole: a model trained for 128K positions would take gigabytes.
-    if (n_ctx == 0) n_ctx = std::size_t(std::min(model.config.seq_len, 4096));
-    edgeq::engine::llama_session session(model, pool, int(n_ctx));
+    if (n_ctx == 0) n_ctx = std::size_t(std::min(config.seq_len, 4096));
+    if (cuda && !gpu) gpu = cli::gpu_session_of(model, int(n_ctx));
+    const auto tok = edgeq::tok::load_tokenizer(tok_path, config.vocab_size);
+    const double load_s = std::chrono::duration<double>(clock_type::now() - t_load).count();
+    edgeq::thread_pool pool(cuda ? 1 : threads);
+    std::unique_ptr<edgeq::engine::llama_session> cpu;
+    if (!cuda) cpu.reset(new edgeq::engine::llama_session(model, pool, int(n_ctx)));
+    const int session_ctx = cuda ? gpu->n_ctx() : cpu->n_ctx();
+    std::vector<float> logits(std::size_t(config.vocab_size));
+    // One step of either engine: the logits of the last of n tokens.
+    auto eval = [&](const int* t, std::size_t n) {
+        if (cuda)
+            gpu->eval(t, n, logits.data());
+        else
+            cpu->eval(t, n, logits.data());
+    };
+    const std::string weights_name = direct ? std::string("device") : model.token_embd->scheme_name();
+    const std::size_t weight_bytes = direct ? gpu->bytes_per_token() : model.storage_bytes();
     edgeq::engine::sampler sampler(sp);
 
     std::vector<int> ids = tok->encode(prompt, true, false);
-    if (ids.size() >= std::size_t(session.n_ctx()))
+    if (ids.size() >= std::size_t(session_ctx))
         a.fail_plain("the prompt has " + std::to_string(ids.size()) + " tokens; the context holds " +
-                     std::to_string(session.n_ctx()));
-    n_gen = std::min(n_gen, std::size_t(session.n_ctx()) - ids.size());
+                     std::to_string(session_ctx));
+    n_gen = std::min(n_gen, std::size_t(session_ctx) - ids.size());
     if (!json) {
         std::fputs(prompt.c_str(), stdout);
         std::fflush(stdout);
@@ -142,21 +179,21 @@ int run(int argc, char** argv) {
     std::string text;  // the generated text
 
     const auto t0 = clock_type::now();
-    std::vector<float> logits = session.prompt(ids);
+    eval(ids.data(), ids.size());
     const auto t1 = clock_type::now();
     std::size_t generated = 0;
     for (; generated < n_gen; ++generated) {
         const int next = sampler.sample(logits.data(), logits.size(), ids);
-        if (next == model.config.eos_id || next == model.config.bos_id) break;
+        if (next == config.eos_id || next == config.bos_id) break;
         std::string piece = tok->decode(next);
-        if (ids.back() == model.config.bos_id && !piece.empty() && piece[0] == ' ') piece.erase(0, 1);  // as run.c
+        if (ids.back() == config.bos_id && !piece.empty() && piece[0] == ' ') piece.erase(0, 1);  // as run.c
         ids.push_back(next);
         text += piece;
         if (!json) {
             std::fputs(piece.c_str(), stdout);
             std::fflush(stdout);
         }
-        if (generated + 1 < n_gen) logits = session.decode(next);
+        if (generated + 1 < n_gen) eval(&next, 1);
     }
     const auto t2 = clock_type::now();
     const double tp = std::chrono::duration<double>(t1 - t0).count(), tg = std::chrono::duration<double>(t2 - t1).count();
@@ -168,13 +205,15 @@ int run(int argc, char** argv) {
                     " \"tokens\": [%s],\n \"text\": %s,\n"
                     " \"load_seconds\": %s, \"prompt_seconds\": %s, \"prompt_tokens_per_second\": %s, "
                     "\"decode_seconds\": %s, \"decode_tokens_per_second\": %s,\n"
-                    " \"n_ctx\": %d, \"threads\": %u, \"weights\": %s, \"weight_bytes\": %zu, \"peak_rss_bytes\": %.0f}\n",
+                    " \"n_ctx\": %d, \"threads\": %u, \"weights\": %s, \"weight_bytes\": %zu, \"device\": %s, \"direct_load\": %s,\n"
+                    " \"gpu\": %s, \"gpu_bytes_per_token\": %zu, \"peak_rss_bytes\": %.0f}\n",
                     cli::json_string(model_path).c_str(), cli::json_string(tok_path).c_str(), cli::json_string(prompt).c_str(),
                     n_prompt, generated, toks.c_str(), cli::json_string(text).c_str(), cli::json_number(load_s).c_str(),
                     cli::json_number(tp).c_str(), cli::json_number(tp > 0 ? double(n_prompt) / tp : 0.0).c_str(),
                     cli::json_number(tg).c_str(), cli::json_number(generated && tg > 0 ? double(generated) / tg : 0.0).c_str(),
-                    session.n_ctx(), pool.size(), cli::json_string(model.token_embd->scheme_name()).c_str(),
-                    model.storage_bytes(), cli::peak_rss_bytes());
+                    session_ctx, pool.size(), cli::json_string(weights_name).c_str(), weight_bytes,
+                    cuda ? "\"cuda\"" : "\"cpu\"", direct ? "true" : "false", cli::json_string(gpu ? gpu->describe() : "").c_str(),
+                    gpu ? gpu->bytes_per_token() : std::size_t(0), cli::peak_rss_bytes());
         return 0;
     }
     std::fputs("\n", stdout);
@@ -182,8 +221,9 @@ int run(int argc, char** argv) {
                  n_prompt, cli::seconds(tp).c_str(), double(n_prompt) / tp, generated, cli::seconds(tg).c_str(),
                  generated ? double(generated) / tg : 0.0);
     std::fprintf(stderr, "model: %s, %d layers, dim %d, %s weights (%s), %u threads, loaded in %s\n", model_path.c_str(),
-                 model.config.n_layers, model.config.dim, model.token_embd->scheme_name().c_str(),
-                 cli::bytes(double(model.storage_bytes())).c_str(), pool.size(), cli::seconds(load_s).c_str());
+                 config.n_layers, config.dim, weights_name.c_str(), cli::bytes(double(weight_bytes)).c_str(), pool.size(),
+                 cli::seconds(load_s).c_str());
+    if (gpu) std::fprintf(stderr, "gpu: %s\n", gpu->describe().c_str());
     std::fprintf(stderr, "peak memory: %s\n", cli::bytes(cli::peak_rss_bytes()).c_str());
     return 0;
 }

@@ -1,0 +1,200 @@
+// `--device cuda` for edgeq run and edgeq perplexity: the GPU engine (include/edgeq/engine/cuda/,
+// compiled once by nvcc in cuda_engine.cu) fed from the C++ side, where the models are loaded.
+//
+//   gpu_session_of(model)   copies a loaded llama_model to the device (the host copy stays: two
+//                           copies of the weights, one in host memory, one in device memory).
+//   load_to_gpu(path)       the direct mode (--direct-load, for the Jetson, whose CPU and GPU share
+//                           one DRAM): each GGUF tensor goes from the file mapping straight to
+//                           device memory and its mapped pages are dropped; the host model holds
+//                           only placeholders. Formats without a CUDA kernel are decoded on the
+//                           host one tensor at a time. Other model files (llama2.c, Hugging Face
+//                           folders) load as without it (host model, then the device copy).
+//
+// Without CUDA (EDGEQ_CLI_CUDA undefined), every entry point throws cuda_missing().
+#pragma once
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <edgeq/core/error.hpp>
+#include <edgeq/engine/cuda/gpu_model.hpp>
+#include <edgeq/engine/load.hpp>
+#include <edgeq/engine/load_gguf.hpp>
+#include <edgeq/engine/model.hpp>
+#include <edgeq/engine/perplexity.hpp>
+#include <edgeq/io/gguf.hpp>
+
+namespace cli {
+
+namespace gpu = edgeq::engine::gpu;
+
+inline edgeq::error cuda_missing() { return edgeq::error("this edgeq was built without CUDA (--device cuda needs a CUDA build)"); }
+
+// A matrix that lives only in device memory: the host model keeps its shape and name.
+class device_only_linear final : public edgeq::linear {
+   public:
+    device_only_linear(std::size_t rows, std::size_t cols, std::string scheme) : rows_(rows), cols_(cols), scheme_(std::move(scheme)) {}
+    std::size_t rows() const override { return rows_; }
+    std::size_t cols() const override { return cols_; }
+    std::size_t storage_bytes() const override { return 0; }
+    const std::uint8_t* storage_data() const override { return nullptr; }
+    double bits_per_weight() const override { return 0.0; }
+    std::string scheme_name() const override { return scheme_; }
+    const char* backend_name() const override { return "cuda"; }
+
+   protected:
+    void do_gemv(const float*, float*, edgeq::thread_pool&) const override { refuse(); }
+    void do_gemm(edgeq::matrix_view<const float>, edgeq::matrix_view<float>, edgeq::thread_pool&) const override { refuse(); }
+    void do_dequantize_row(std::size_t, float*) const override { refuse(); }
+
+   private:
+    [[noreturn]] void refuse() const { throw edgeq::error("the " + scheme_ + " matrix is in device memory only"); }
+    std::size_t rows_, cols_;
+    std::string scheme_;
+};
+
+inline gpu::tensor gpu_tensor_of(const edgeq::linear& l) {
+    gpu::tensor t;
+    t.scheme = l.scheme_name();
+    t.rows = l.rows();
+    t.cols = l.cols();
+    t.bytes = l.storage_data();
+    t.n_bytes = l.storage_bytes();
+    t.dequantize_row = [&l](std::size_t r, float* out) { l.dequantize_row(r, out); };
+    return t;
+}
+
+// Every vector of m (norms, biases) to the builder.
+inline void give_vectors(gpu::builder& b, const edgeq::engine::llama_model& m) {
+    for (std::size_t i = 0; i < m.layers.size(); ++i) {
+        const edgeq::engine::llama_layer& L = m.layers[i];
+        const std::string p = "blk." + std::to_string(i) + ".";
+        b.vector(p + "attn_norm", L.attn_norm);
+        b.vector(p + "ffn_norm", L.ffn_norm);
+        if (m.config.qkv_bias) {
+            b.vector(p + "attn_q.bias", L.bq);
+            b.vector(p + "attn_k.bias", L.bk);
+            b.vector(p + "attn_v.bias", L.bv);
+        }
+    }
+    b.vector("output_norm", m.output_norm);
+}
+
+#ifdef EDGEQ_CLI_CUDA
+
+inline std::unique_ptr<gpu::session> gpu_session_of(const edgeq::engine::llama_model& m, int n_ctx) {
+    std::unique_ptr<gpu::builder> b = gpu::make_builder(m.config, n_ctx);
+    b->matrix("token_embd", gpu_tensor_of(*m.token_embd));
+    for (std::size_t i = 0; i < m.layers.size(); ++i) {
+        const edgeq::engine::llama_layer& L = m.layers[i];
+        const std::string p = "blk." + std::to_string(i) + ".";
+        b->matrix(p + "attn_q", gpu_tensor_of(*L.wq));
+        b->matrix(p + "attn_k", gpu_tensor_of(*L.wk));
+        b->matrix(p + "attn_v", gpu_tensor_of(*L.wv));
+        b->matrix(p + "attn_output", gpu_tensor_of(*L.wo));
+        b->matrix(p + "ffn_gate", gpu_tensor_of(*L.w1));
+        b->matrix(p + "ffn_down", gpu_tensor_of(*L.w2));
+        b->matrix(p + "ffn_up", gpu_tensor_of(*L.w3));
+    }
+    if (m.output) b->matrix("output", gpu_tensor_of(*m.output));
+    give_vectors(*b, m);
+    return b->finish();
+}
+
+// The direct mode. Returns the session; *config gets the model's config (the host model, all
+// placeholders, is dropped here).
+inline std::unique_ptr<gpu::session> load_to_gpu(const std::string& path, int n_ctx, edgeq::engine::llama_config* config) {
+    namespace en = edgeq::engine;
+    namespace gg = edgeq::io::gguf;
+    std::unique_ptr<gpu::builder> b;
+    en::llama_model m;
+    auto placeholder = [](std::size_t rows, std::size_t cols, const std::string& scheme) {
+        return std::unique_ptr<edgeq::linear>(new device_only_linear(rows, cols, scheme));
+    };
+    if (en::is_gguf_file(path)) {
+        const gg::file f(path);
+        const en::llama_config c = en::config_from_gguf(f);
+        const int ctx = n_ctx > 0 ? n_ctx : std::min(c.seq_len, 4096);
+        b = gpu::make_builder(c, ctx);
+        const en::tensor_source host = en::gguf_tensors(f);  // for formats the GPU decodes from a host linear
+        en::tensor_source src = host;
+        src.matrix = [&](const std::string& name, std::size_t rows, std::size_t cols) {
+            const gg::tensor_info& t = f.tensor(name + ".weight");
+            if (t.shape.size() != 2 || t.shape[0] != cols || t.shape[1] != rows)
+                return host.matrix(name, rows, cols);  // throws the loader's own message
+            gpu::tensor g;
+            if (t.type == gg::type::edgeq_grouped) {
+                g.scheme = t.scheme;
+            } else {
+                g.scheme = gg::type_name(t.type);
+                for (char& ch : g.scheme) ch = char(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+            }
+            g.rows = rows, g.cols = cols, g.bytes = t.data, g.n_bytes = std::size_t(t.bytes);
+            // Built only when the GPU has no kernel for the format (then it is decoded row by row).
+            std::shared_ptr<std::unique_ptr<edgeq::linear>> decoded = std::make_shared<std::unique_ptr<edgeq::linear>>();
+            g.dequantize_row = [&host, decoded, name, rows, cols](std::size_t r, float* out) {
+                if (!*decoded) *decoded = host.matrix(name, rows, cols);
+                (*decoded)->dequantize_row(r, out);
+            };
+            b->matrix(name, g);
+            f.release(t);
+            return placeholder(rows, cols, g.scheme);
+        };
+        m = en::model_from_tensors(c, src);
+    } else {
+        // llama2.c and Hugging Face files: their readers give no config before the tensors, so
+        // they load as usual (host model, then the copy); the direct mode is GGUF's.
+        m = en::load_model(path);
+        if (config) *config = m.config;
+        return gpu_session_of(m, n_ctx > 0 ? n_ctx : std::min(m.config.seq_len, 4096));
+    }
+    give_vectors(*b, m);
+    if (config) *config = m.config;
+    return b->finish();
+}
+
+#else
+
+inline std::unique_ptr<gpu::session> gpu_session_of(const edgeq::engine::llama_model&, int) { throw cuda_missing(); }
+inline std::unique_ptr<gpu::session> load_to_gpu(const std::string&, int, edgeq::engine::llama_config*) { throw cuda_missing(); }
+
+#endif
+
+// engine::perplexity on a GPU session (the same windows, the same scoring).
+inline edgeq::engine::perplexity_result gpu_perplexity(gpu::session& s, const edgeq::engine::llama_config& c,
+                                                        const std::vector<int>& tokens, const edgeq::engine::perplexity_options& o) {
+    namespace en = edgeq::engine;
+    const en::detail::windows ws(o, tokens.size());
+    const std::size_t vocab = std::size_t(c.vocab_size), n_ctx = std::size_t(o.n_ctx);
+    if (s.n_ctx() < o.n_ctx) throw edgeq::error("gpu perplexity: the session holds " + std::to_string(s.n_ctx()) + " positions");
+    std::vector<float> logits(n_ctx * vocab);
+    en::perplexity_result r;
+    double sum = 0.0, sum2 = 0.0;
+    for (int w = 0; w < ws.count; ++w) {
+        const std::vector<int> win = en::detail::window_tokens(tokens, w, o, c.bos_id);
+        s.reset();
+        s.eval(win.data(), n_ctx, logits.data(), true);
+        double wsum = 0.0;
+        std::size_t wn = 0;
+        for (std::size_t i = std::size_t(ws.first_scored_logit); i + 1 < n_ctx; ++i, ++wn) {
+            const double nll = en::detail::nll_of(&logits[i * vocab], vocab, win[i + 1]);
+            wsum += nll;
+            sum2 += nll * nll;
+        }
+        sum += wsum;
+        r.n_scored += wn;
+        r.window_mean_nll.push_back(wsum / double(wn));
+        if (o.progress) o.progress(w + 1, ws.count, sum / double(r.n_scored));
+    }
+    r.n_windows = ws.count;
+    r.mean_nll = sum / double(r.n_scored);
+    r.ppl = std::exp(r.mean_nll);
+    const double var = sum2 / double(r.n_scored) - r.mean_nll * r.mean_nll;
+    r.ppl_uncertainty = var > 0 && r.n_scored > 1 ? r.ppl * std::sqrt(var / double(r.n_scored - 1)) : 0.0;
+    return r;
+}
+
+}  // namespace cli

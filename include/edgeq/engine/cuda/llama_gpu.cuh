@@ -1,0 +1,494 @@
+// The forward pass of llama.hpp on a CUDA device: every weight and the KV cache in device memory,
+// one token at a time, the logits the only thing copied back (one host synchronisation per token).
+//
+//   weights   each matrix as stored when a kernel of include/edgeq/kernel/cuda/ reads its format
+//             (the grouped formats listed in native_schemes below, llama.cpp's Q4_0, Q8_0, Q4_K,
+//             Q6_K); any other format is decoded on the host once and uploaded as fp16 rows (f32
+//             matrices as fp32 rows) for dense_gemv: the fallback.
+//   embedding a dense device table (fp16; fp32 for an f32 model) read one row per token; a tied
+//             classifier is the same matrix uploaded as stored.
+//   cache     fp32 [layer, position, kv_dim], as on the CPU.
+//   prompt    token by token through the GEMV kernels (the GEMM kernels are not used yet).
+//   launches  the layers of a token are one CUDA graph, replayed for every token (they read the
+//             token id and position from device memory).
+//
+// gpu_model.hpp's available() and make_builder() are device_available() and new_builder() here,
+// defined by the one .cu file that includes this header (examples/edgeq/cuda_engine.cu).
+// C++14 for nvcc >= 10.2; no Hana, no xsimd (nothing from linear.hpp or model.hpp).
+#pragma once
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../../core/error.hpp"
+#include "../../kernel/cuda/ggml.cuh"
+#include "../../kernel/cuda/grouped.cuh"
+#include "../../scheme.hpp"
+#include "../../scheme_name.hpp"
+#include "../config.hpp"
+#include "gpu_model.hpp"
+#include "kernels.cuh"
+
+namespace edgeq {
+namespace engine {
+namespace gpu {
+
+inline void check(cudaError_t e, const char* what) {
+    if (e != cudaSuccess) throw error(std::string("cuda: ") + what + ": " + cudaGetErrorString(e));
+}
+
+// Device memory (RAII).
+class device_buffer {
+   public:
+    device_buffer() = default;
+    explicit device_buffer(std::size_t bytes) : bytes_(bytes) {
+        if (bytes) check(cudaMalloc(&p_, bytes), ("allocating " + std::to_string(bytes) + " bytes").c_str());
+    }
+    device_buffer(const device_buffer&) = delete;
+    device_buffer& operator=(const device_buffer&) = delete;
+    device_buffer(device_buffer&& o) noexcept : p_(o.p_), bytes_(o.bytes_) { o.p_ = nullptr, o.bytes_ = 0; }
+    device_buffer& operator=(device_buffer&& o) noexcept {
+        std::swap(p_, o.p_);
+        std::swap(bytes_, o.bytes_);
+        return *this;
+    }
+    ~device_buffer() {
+        if (p_) cudaFree(p_);
+    }
+    template <class T>
+    T* as() const {
+        return static_cast<T*>(p_);
+    }
+    std::size_t size() const { return bytes_; }
+    void upload(const void* host, std::size_t n, std::size_t offset = 0) {
+        check(cudaMemcpy(static_cast<std::uint8_t*>(p_) + offset, host, n, cudaMemcpyHostToDevice), "copying to the device");
+    }
+
+   private:
+    void* p_ = nullptr;
+    std::size_t bytes_ = 0;
+};
+
+// A weight matrix in device memory: y = W x with x, y fp32 device vectors.
+class matrix {
+   public:
+    virtual ~matrix() = default;
+    virtual void gemv(const float* x, float* y, cudaStream_t s) const = 0;
+    virtual bool native() const = 0;
+    std::size_t rows = 0, cols = 0, bytes = 0;
+};
+
+template <class F>
+class native_matrix final : public matrix {
+   public:
+    native_matrix(const tensor& t) : blob_(t.n_bytes) {
+        if (t.n_bytes != F::storage_bytes(t.rows, t.cols))
+            throw error("gpu: " + t.scheme + " matrix of " + std::to_string(t.rows) + " x " + std::to_string(t.cols) +
+                        " has " + std::to_string(t.n_bytes) + " bytes, not " + std::to_string(F::storage_bytes(t.rows, t.cols)));
+        blob_.upload(t.bytes, t.n_bytes);
+        view_ = edgeq::cuda::rebase(qview<F>::from_blob(t.bytes, t.rows, t.cols), t.bytes, blob_.as<void>());
+        kernel::cuda::make_adaptor(view_);  // refuses what the kernels cannot read (alignment)
+        rows = t.rows, cols = t.cols, bytes = t.n_bytes;
+    }
+    void gemv(const float* x, float* y, cudaStream_t s) const override { edgeq::cuda::gemv(view_, x, y, s); }
+    bool native() const override { return true; }
+
+   private:
+    device_buffer blob_;
+    qview<F> view_;
+};
+
+// Dense rows (half or float): the fallback, and the embedding table.
+template <class T>
+class dense_matrix final : public matrix {
+   public:
+    explicit dense_matrix(const tensor& t) : w_(t.rows * t.cols * sizeof(T)) {
+        rows = t.rows, cols = t.cols, bytes = w_.size();
+        const bool as_stored = t.scheme == (sizeof(T) == 2 ? "f16" : "f32") && t.n_bytes == w_.size();
+        if (as_stored) {
+            w_.upload(t.bytes, t.n_bytes);
+        } else {
+            if (!t.dequantize_row) throw error("gpu: no decoder for the " + t.scheme + " matrix");
+            // A few MB at a time, so the host holds no full decoded copy.
+            const std::size_t chunk = std::max<std::size_t>(1, (std::size_t(4) << 20) / (t.cols * sizeof(T)));
+            std::vector<float> f(chunk * t.cols);
+            std::vector<T> h(chunk * t.cols);
+            for (std::size_t r0 = 0; r0 < t.rows; r0 += chunk) {
+                const std::size_t n = std::min(chunk, t.rows - r0);
+                for (std::size_t r = 0; r < n; ++r) t.dequantize_row(r0 + r, &f[r * t.cols]);
+                for (std::size_t i = 0; i < n * t.cols; ++i) h[i] = T(f[i]);
+                w_.upload(h.data(), n * t.cols * sizeof(T), r0 * t.cols * sizeof(T));
+            }
+        }
+    }
+    void gemv(const float* x, float* y, cudaStream_t s) const override {
+        const bool vec = cols % 8 == 0;  // rows then start 16-byte aligned
+        const int blocks = int(std::min<std::size_t>((rows + 7) / 8, 4096));
+        kernels::dense_gemv<T><<<blocks, 256, 0, s>>>(w_.as<const T>(), x, y, int(rows), int(cols), vec);
+    }
+    bool native() const override { return false; }
+    const T* data() const { return w_.as<const T>(); }
+
+   private:
+    device_buffer w_;
+};
+
+// The schemes a CUDA kernel reads as stored; a scheme name may carry an algorithm prefix
+// ("gptq-int4-g128" stores what "int4-g128" does).
+template <class S>
+std::unique_ptr<matrix> try_native(const tensor& t) {
+    using F = format_of<S>;
+    const std::string n = name_of<S>();
+    const bool same = t.scheme == n || (t.scheme.size() > n.size() && t.scheme.compare(t.scheme.size() - n.size(), n.size(), n) == 0 &&
+                                        t.scheme[t.scheme.size() - n.size() - 1] == '-');
+    if (!same || F::shape_problem(t.cols)) return nullptr;
+    return std::unique_ptr<matrix>(new native_matrix<F>(t));
+}
+
+inline std::unique_ptr<matrix> upload_native(const tensor& t) {
+    std::unique_ptr<matrix> m;
+    if ((m = try_native<scheme<ggml_type<ggml::block_q4_0>>>(t))) return m;
+    if ((m = try_native<scheme<ggml_type<ggml::block_q8_0>>>(t))) return m;
+    if ((m = try_native<scheme<ggml_type<ggml::block_q4_K>>>(t))) return m;
+    if ((m = try_native<scheme<ggml_type<ggml::block_q6_K>>>(t))) return m;
+    if ((m = try_native<scheme<bits<4>, group<128>>>(t))) return m;
+    if ((m = try_native<scheme<bits<4>, group<128>, asymmetric>>(t))) return m;
+    if ((m = try_native<scheme<bits<4>, group<64>>>(t))) return m;
+    if ((m = try_native<scheme<bits<2>, group<128>>>(t))) return m;
+    if ((m = try_native<scheme<bits<3>, group<128>>>(t))) return m;
+    if ((m = try_native<scheme<bits<8>, group<128>>>(t))) return m;
+    if ((m = try_native<scheme<nf4, double_quant>>(t))) return m;
+    return nullptr;
+}
+
+// f32 matrices stay fp32 (an f32 model then matches the CPU to fp32 rounding); the rest fp16.
+inline std::unique_ptr<matrix> upload_matrix(const tensor& t) {
+    if (std::unique_ptr<matrix> m = upload_native(t)) return m;
+    if (t.scheme == "f32") return std::unique_ptr<matrix>(new dense_matrix<float>(t));
+    return std::unique_ptr<matrix>(new dense_matrix<__half>(t));
+}
+
+struct layer {
+    std::unique_ptr<matrix> wq, wk, wv, wo, w1, w2, w3;
+    device_buffer attn_norm, ffn_norm, bq, bk, bv;
+};
+
+class llama_gpu final : public session {
+   public:
+    llama_gpu(const llama_config& c, int n_ctx) : c_(c), n_ctx_(n_ctx > 0 ? n_ctx : c.seq_len) {
+        c.validate();
+        if (c.o_bias || c.mlp_bias) throw error("gpu: biases on the attention output or the MLP are not supported");
+        const int hd = c.head_size();
+        if (hd > 256) throw error("gpu: head size " + std::to_string(hd) + " is above the attention kernel's 256");
+        check(cudaStreamCreate(&stream_), "creating a stream");
+        layers_.resize(std::size_t(c.n_layers));
+        const std::size_t cache = std::size_t(c.n_layers) * std::size_t(n_ctx_) * std::size_t(c.kv_dim()) * 4;
+        k_cache_ = device_buffer(cache);
+        v_cache_ = device_buffer(cache);
+        const std::vector<float> f = rope_inv_freq(c);
+        inv_freq_ = device_buffer(f.size() * 4);
+        inv_freq_.upload(f.data(), f.size() * 4);
+        const std::size_t dim = std::size_t(c.dim), hid = std::size_t(c.hidden_dim);
+        x_ = device_buffer(dim * 4), xb_ = device_buffer(dim * 4), xb2_ = device_buffer(dim * 4);
+        q_ = device_buffer(std::size_t(c.q_dim()) * 4), k_ = device_buffer(std::size_t(c.kv_dim()) * 4);
+        v_ = device_buffer(std::size_t(c.kv_dim()) * 4), att_ = device_buffer(std::size_t(c.q_dim()) * 4);
+        h1_ = device_buffer(hid * 4), h3_ = device_buffer(hid * 4);
+        scores_ = device_buffer(std::size_t(c.n_heads) * std::size_t(n_ctx_) * 4);
+        logits_ = device_buffer(std::size_t(c.vocab_size) * 4);
+        // Token and position of each step, written by the host into pinned memory and copied
+        // with the step's kernels, so that a step never waits for the previous one's copy.
+        check(cudaMallocHost(&step_host_, 2 * sizeof(int)), "allocating pinned memory");
+        step_dev_ = device_buffer(2 * sizeof(int));
+    }
+    ~llama_gpu() override {
+        if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
+        if (stream_) cudaStreamDestroy(stream_);
+        if (step_host_) cudaFreeHost(step_host_);
+    }
+
+    // --- what the builder forwards ---
+    void add_matrix(const std::string& name, const tensor& t) {
+        if (name == "token_embd") {
+            if (t.scheme == "f32")
+                embd_f32_.reset(new dense_matrix<float>(t));
+            else
+                embd_f16_.reset(new dense_matrix<__half>(t));
+            // The tied classifier: the same matrix as stored, for its GEMV kernel. An "output"
+            // given later replaces it.
+            if (c_.tied_output && !output_) output_ = upload_matrix(t);
+            return;
+        }
+        if (name == "output") {
+            output_ = upload_matrix(t);
+            return;
+        }
+        layer& L = layer_of(name);
+        const std::string m = name.substr(name.find('.', 4) + 1);
+        std::unique_ptr<gpu::matrix>* slot = m == "attn_q" ? &L.wq : m == "attn_k" ? &L.wk : m == "attn_v" ? &L.wv
+                                             : m == "attn_output" ? &L.wo : m == "ffn_gate" ? &L.w1 : m == "ffn_down" ? &L.w2
+                                             : m == "ffn_up" ? &L.w3 : nullptr;
+        if (!slot) throw error("gpu: unknown matrix " + name);
+        *slot = upload_matrix(t);
+    }
+    void add_vector(const std::string& name, const std::vector<float>& v) {
+        device_buffer b(v.size() * 4);
+        b.upload(v.data(), v.size() * 4);
+        if (name == "output_norm") {
+            output_norm_ = std::move(b);
+            return;
+        }
+        layer& L = layer_of(name);
+        const std::string m = name.substr(name.find('.', 4) + 1);
+        device_buffer* slot = m == "attn_norm" ? &L.attn_norm : m == "ffn_norm" ? &L.ffn_norm : m == "attn_q.bias" ? &L.bq
+                              : m == "attn_k.bias" ? &L.bk : m == "attn_v.bias" ? &L.bv : nullptr;
+        if (!slot) throw error("gpu: unknown vector " + name);
+        *slot = std::move(b);
+    }
+    // Throws edgeq::error naming the first missing tensor.
+    void complete() {
+        auto need = [](bool ok, const std::string& what) {
+            if (!ok) throw error("gpu: the model has no " + what);
+        };
+        need(embd_f16_ || embd_f32_, "token_embd");
+        need(bool(output_), "output");
+        need(output_norm_.size() == std::size_t(c_.dim) * 4, "output_norm");
+        for (std::size_t l = 0; l < layers_.size(); ++l) {
+            const layer& L = layers_[l];
+            const std::string p = "blk." + std::to_string(l) + ".";
+            for (const std::unique_ptr<gpu::matrix>* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w2, &L.w3})
+                need(bool(*m), p + "matrix (one of q, k, v, o, gate, up, down)");
+            need(L.attn_norm.size() && L.ffn_norm.size(), p + "attn_norm / ffn_norm");
+            if (c_.qkv_bias) need(L.bq.size() && L.bk.size() && L.bv.size(), p + "q/k/v bias");
+        }
+        finished_ = true;
+    }
+
+    // --- session ---
+    void eval(const int* tokens, std::size_t n, float* logits, bool all_logits) override {
+        if (!finished_) throw error("gpu: eval before finish");
+        if (n == 0) return;
+        if (std::size_t(pos_) + n > std::size_t(n_ctx_))
+            throw error("gpu session: " + std::to_string(pos_) + " + " + std::to_string(n) + " tokens exceed the context of " +
+                        std::to_string(n_ctx_));
+        for (std::size_t t = 0; t < n; ++t)
+            if (tokens[t] < 0 || tokens[t] >= c_.vocab_size)
+                throw error("gpu session: token id " + std::to_string(tokens[t]) + " is outside the vocabulary of " +
+                            std::to_string(c_.vocab_size));
+        const std::size_t V = std::size_t(c_.vocab_size);
+        for (std::size_t t = 0; t < n; ++t) {
+            const bool want = all_logits || t + 1 == n;
+            step(tokens[t], want ? logits + (all_logits ? t * V : 0) : nullptr);
+            ++pos_;
+        }
+    }
+    int n_past() const override { return pos_; }
+    int n_ctx() const override { return n_ctx_; }
+    void reset() override { pos_ = 0; }
+    std::size_t device_bytes() const override {
+        std::size_t n = k_cache_.size() + v_cache_.size() + scores_.size() + output_->bytes +
+                        (embd_f16_ ? embd_f16_->bytes : 0) + (embd_f32_ ? embd_f32_->bytes : 0);
+        for (const layer& L : layers_)
+            for (const std::unique_ptr<gpu::matrix>* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w2, &L.w3}) n += (*m)->bytes;
+        return n;
+    }
+    std::size_t bytes_per_token() const override {
+        std::size_t n = output_->bytes + std::size_t(c_.dim) * (embd_f16_ ? 2 : 4);
+        for (const layer& L : layers_)
+            for (const std::unique_ptr<gpu::matrix>* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w2, &L.w3}) n += (*m)->bytes;
+        return n;
+    }
+    std::string describe() const override {
+        int dev = 0;
+        cudaDeviceProp p;
+        check(cudaGetDevice(&dev), "cudaGetDevice");
+        check(cudaGetDeviceProperties(&p, dev), "cudaGetDeviceProperties");
+        int native = 0, fallback = 0;
+        auto count = [&](const gpu::matrix& m) { (m.native() ? native : fallback) += 1; };
+        for (const layer& L : layers_)
+            for (const std::unique_ptr<gpu::matrix>* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w2, &L.w3}) count(**m);
+        count(*output_);
+        return std::string(p.name) + " (sm_" + std::to_string(p.major) + std::to_string(p.minor) + "), " + std::to_string(native) +
+               " matrices on their format's kernel, " + std::to_string(fallback) + " decoded to " +
+               (embd_f32_ ? "fp32/fp16" : "fp16") + " rows, " + std::to_string(device_bytes() >> 20) + " MiB of device memory" +
+               (graph_state_ == graph_state::ready ? ", layers as one CUDA graph" : graph_state_ == graph_state::off ? ", layers launched one by one" : "");
+    }
+
+   private:
+    layer& layer_of(const std::string& name) {
+        if (name.compare(0, 4, "blk.") != 0) throw error("gpu: unknown tensor " + name);
+        const std::size_t l = std::size_t(std::stoul(name.substr(4)));
+        if (l >= layers_.size()) throw error("gpu: tensor " + name + " beyond the model's layers");
+        return layers_[l];
+    }
+
+    static int blocks_for(std::size_t n) { return int(std::min<std::size_t>((n + 255) / 256, 1024)); }
+
+    // One token at position pos_: everything is queued on the stream; the host waits once, for
+    // the logits (or, without them, before the next token's copy of its id and position).
+    void step(int token, float* logits_host) {
+        const int dim = c_.dim;
+        cudaStream_t s = stream_;
+        check(cudaStreamSynchronize(s), "waiting for the previous token");  // step_host_ is reused
+        step_host_[0] = token;
+        step_host_[1] = pos_;
+        check(cudaMemcpyAsync(step_dev_.as<int>(), step_host_, 2 * sizeof(int), cudaMemcpyHostToDevice, s), "token copy");
+        // The layers read the token and the position from device memory, so one CUDA graph of
+        // them serves every token: ~15 launches per layer cost more host time than a small
+        // model's GEMVs take on the GPU. Captured at the second token (the first one sets up the
+        // kernels' launch shapes); EDGEQ_CUDA_GRAPHS=0 launches them one by one.
+        if (graph_state_ == graph_state::untried && steps_ >= 1) capture_layers();
+        if (graph_state_ == graph_state::ready)
+            check(cudaGraphLaunch(graph_exec_, s), "launching the layers' graph");
+        else
+            layers(s);
+        check(cudaGetLastError(), "launching the layers");
+        ++steps_;
+        if (!logits_host) return;
+        kernels::rmsnorm<<<1, 1024, 0, s>>>(xb_.as<float>(), x_.as<float>(), output_norm_.as<float>(), dim, c_.rms_eps);
+        output_->gemv(xb_.as<float>(), logits_.as<float>(), s);
+        check(cudaGetLastError(), "launching the classifier");
+        check(cudaMemcpyAsync(logits_host, logits_.as<float>(), std::size_t(c_.vocab_size) * 4, cudaMemcpyDeviceToHost, s),
+              "copying the logits");
+        check(cudaStreamSynchronize(s), "running the token");
+    }
+
+    void capture_layers() {
+        const char* env = std::getenv("EDGEQ_CUDA_GRAPHS");
+        if (env && std::string(env) == "0") {
+            graph_state_ = graph_state::off;
+            return;
+        }
+        graph_state_ = graph_state::off;  // unless everything below works
+        cudaGraph_t g = nullptr;
+        if (cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
+            cudaGetLastError();
+            return;
+        }
+        layers(stream_);
+        const cudaError_t e = cudaStreamEndCapture(stream_, &g);
+        if (e != cudaSuccess || !g) {
+            cudaGetLastError();
+            if (g) cudaGraphDestroy(g);
+            return;
+        }
+#if CUDART_VERSION >= 11040
+        const cudaError_t ie = cudaGraphInstantiateWithFlags(&graph_exec_, g, 0);
+#else
+        const cudaError_t ie = cudaGraphInstantiate(&graph_exec_, g, nullptr, nullptr, 0);
+#endif
+        cudaGraphDestroy(g);
+        if (ie != cudaSuccess) {
+            cudaGetLastError();
+            graph_exec_ = nullptr;
+            return;
+        }
+        graph_state_ = graph_state::ready;
+    }
+
+    // Embedding row and every layer of the token whose id and position are in step_dev_.
+    void layers(cudaStream_t s) {
+        const int dim = c_.dim, hid = c_.hidden_dim, hd = c_.head_size();
+        const int* tok = step_dev_.as<int>();
+        const int* pos = tok + 1;
+        float *x = x_.as<float>(), *xb = xb_.as<float>(), *xb2 = xb2_.as<float>();
+        if (embd_f16_)
+            kernels::embed<__half><<<blocks_for(std::size_t(dim)), 256, 0, s>>>(x, embd_f16_->data(), tok, dim);
+        else
+            kernels::embed<float><<<blocks_for(std::size_t(dim)), 256, 0, s>>>(x, embd_f32_->data(), tok, dim);
+        const std::size_t kv_layer = std::size_t(n_ctx_) * std::size_t(c_.kv_dim());
+        const float scale = 1.0f / std::sqrt(float(hd));
+        for (std::size_t l = 0; l < layers_.size(); ++l) {
+            const layer& L = layers_[l];
+            kernels::rmsnorm<<<1, 1024, 0, s>>>(xb, x, L.attn_norm.as<float>(), dim, c_.rms_eps);
+            L.wq->gemv(xb, q_.as<float>(), s);
+            L.wk->gemv(xb, k_.as<float>(), s);
+            L.wv->gemv(xb, v_.as<float>(), s);
+            if (c_.qkv_bias) {
+                kernels::add<<<blocks_for(std::size_t(c_.q_dim())), 256, 0, s>>>(q_.as<float>(), L.bq.as<float>(), c_.q_dim());
+                kernels::add<<<blocks_for(std::size_t(c_.kv_dim())), 256, 0, s>>>(k_.as<float>(), L.bk.as<float>(), c_.kv_dim());
+                kernels::add<<<blocks_for(std::size_t(c_.kv_dim())), 256, 0, s>>>(v_.as<float>(), L.bv.as<float>(), c_.kv_dim());
+            }
+            float* kc = k_cache_.as<float>() + l * kv_layer;
+            float* vc = v_cache_.as<float>() + l * kv_layer;
+            const std::size_t pairs = std::size_t(c_.n_heads + c_.n_kv_heads) * std::size_t(hd / 2);
+            kernels::rope_and_store<<<blocks_for(std::max(pairs, std::size_t(c_.kv_dim()))), 256, 0, s>>>(
+                q_.as<float>(), k_.as<float>(), v_.as<float>(), inv_freq_.as<float>(), pos, c_.n_heads, c_.n_kv_heads, hd,
+                c_.pairing == rope_pairing::neox, kc, vc);
+            kernels::attention<<<c_.n_heads, 256, 256 * sizeof(float), s>>>(q_.as<float>(), kc, vc, pos, c_.n_heads, c_.n_kv_heads,
+                                                                           hd, n_ctx_, scale, scores_.as<float>(), att_.as<float>());
+            L.wo->gemv(att_.as<float>(), xb2, s);
+            kernels::add<<<blocks_for(std::size_t(dim)), 256, 0, s>>>(x, xb2, dim);
+            kernels::rmsnorm<<<1, 1024, 0, s>>>(xb, x, L.ffn_norm.as<float>(), dim, c_.rms_eps);
+            L.w1->gemv(xb, h1_.as<float>(), s);
+            L.w3->gemv(xb, h3_.as<float>(), s);
+            kernels::swiglu<<<blocks_for(std::size_t(hid)), 256, 0, s>>>(h1_.as<float>(), h3_.as<float>(), hid);
+            L.w2->gemv(h1_.as<float>(), xb2, s);
+            kernels::add<<<blocks_for(std::size_t(dim)), 256, 0, s>>>(x, xb2, dim);
+        }
+    }
+
+    enum class graph_state { untried, ready, off };
+    graph_state graph_state_ = graph_state::untried;
+    cudaGraphExec_t graph_exec_ = nullptr;
+    long steps_ = 0;
+    llama_config c_;
+    int n_ctx_;
+    int pos_ = 0;
+    bool finished_ = false;
+    cudaStream_t stream_ = nullptr;
+    int* step_host_ = nullptr;
+    device_buffer step_dev_;
+    std::vector<layer> layers_;
+    std::unique_ptr<dense_matrix<__half>> embd_f16_;
+    std::unique_ptr<dense_matrix<float>> embd_f32_;
+    std::unique_ptr<gpu::matrix> output_;
+    device_buffer output_norm_, k_cache_, v_cache_, inv_freq_;
+    device_buffer x_, xb_, xb2_, q_, k_, v_, att_, h1_, h3_, scores_, logits_;
+};
+
+// The builder owns the engine until finish(); the session returned then shares it.
+class owning_builder final : public builder {
+   public:
+    owning_builder(const llama_config& c, int n_ctx) : g_(new llama_gpu(c, n_ctx)) {}
+    void matrix(const std::string& name, const tensor& t) override { g_->add_matrix(name, t); }
+    void vector(const std::string& name, const std::vector<float>& v) override { g_->add_vector(name, v); }
+    std::unique_ptr<session> finish() override {
+        g_->complete();
+        return std::unique_ptr<session>(g_.release());
+    }
+
+   private:
+    std::unique_ptr<llama_gpu> g_;
+};
+
+inline bool device_available(std::string* why) {
+    int n = 0;
+    const cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n == 0) {
+        if (why) *why = e != cudaSuccess ? std::string("no usable CUDA device: ") + cudaGetErrorString(e) : "no CUDA device";
+        cudaGetLastError();
+        return false;
+    }
+    return true;
+}
+
+inline std::unique_ptr<builder> new_builder(const llama_config& c, int n_ctx) {
+    std::string why;
+    if (!device_available(&why)) throw error("gpu: " + why);
+    return std::unique_ptr<builder>(new owning_builder(c, n_ctx));
+}
+
+}  // namespace gpu
+}  // namespace engine
+}  // namespace edgeq
