@@ -358,7 +358,7 @@ class bench_run {
             return;
         }
         progress_.end(true);
-        bench::write_atomic(cache, json({{"key", key}, {"gguf", identity(gguf)}, {"seconds", r.quantize_seconds}}).dump(1) + "\n");
+        bench::write_atomic(cache, json({{"key", key}, {"gguf", identity(gguf)}, {"seconds", r.quantize_seconds}}).dump(1, ' ', false, json::error_handler_t::replace) + "\n");
     }
 
     void evaluate(bench::row& r, const std::string& gguf, const std::string& base) {
@@ -387,7 +387,7 @@ class bench_run {
         for (std::size_t k = 0; k < o_.runs; ++k) {
             const bench::child_result c =
                 child(r, "speed", "speed run " + std::to_string(k + 1) + "/" + std::to_string(o_.runs),
-                      {"run", "-m", gguf, "-p", speed_prompt_, "-n", std::to_string(o_.speed_tokens), "--temp", "0", "--threads", threads, "--json"},
+                      {"run", "-m", gguf, "--prompt=" + speed_prompt_, "-n", std::to_string(o_.speed_tokens), "--temp", "0", "--threads", threads, "--json"},
                       "speed");
             const json j = parse(c, "speed");
             pp.push_back(bench::number_at(j, "prompt_tokens_per_second"));
@@ -406,7 +406,7 @@ class bench_run {
         for (std::size_t p = 0; p < prompts_.size(); ++p) {
             const bench::child_result c =
                 child(r, "answers", "answer " + std::to_string(p + 1) + "/" + std::to_string(prompts_.size()),
-                      {"run", "-m", gguf, "-p", prompts_[p], "-n", std::to_string(o_.answer_tokens), "--temp", "0", "--threads", threads, "--json"},
+                      {"run", "-m", gguf, "--prompt=" + prompts_[p], "-n", std::to_string(o_.answer_tokens), "--temp", "0", "--threads", threads, "--json"},
                       "answer");
             const json j = parse(c, "answer");
             r.answers.push_back({prompts_[p], j.value("text", ""), j.value("tokens", std::vector<int>())});
@@ -437,7 +437,7 @@ class bench_run {
         for (const auto& f : eval_fields()) m[f.first] = bench::known(r.*f.second) ? json(r.*f.second) : json(nullptr);
         m["answers"] = json::array();
         for (const bench::answer& a : r.answers) m["answers"].push_back({{"prompt", a.prompt}, {"text", a.text}, {"tokens", a.tokens}});
-        bench::write_atomic(cache, json({{"key", key}, {"result", m}}).dump(1) + "\n");
+        bench::write_atomic(cache, json({{"key", key}, {"result", m}}).dump(1, ' ', false, json::error_handler_t::replace) + "\n");
     }
 
     const options& o_;

@@ -78,7 +78,7 @@ inline std::string read_file(const std::string& path) {
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-// The last non-empty line of a log (progress bars redraw with '\r'), at most 200 characters.
+// The last non-empty line of a log (progress bars redraw with '\r'), at most 400 characters.
 inline std::string last_line(const std::string& path) {
     std::ifstream in(path, std::ios::binary | std::ios::ate);
     if (!in) return "";
@@ -106,7 +106,7 @@ inline std::string last_line(const std::string& path) {
         }
         clean += line[i];
     }
-    return clean.size() > 200 ? clean.substr(0, 200) + "..." : clean;
+    return clean.size() > 400 ? clean.substr(0, 400) + "..." : clean;
 }
 
 struct child_result {

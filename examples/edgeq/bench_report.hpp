@@ -76,7 +76,7 @@ inline std::string csv_cell(const nlohmann::json& v) {
     if (v.is_null()) return "";
     if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
     if (v.is_number()) return cli::fmt("%.9g", v.get<double>());
-    const std::string s = v.is_string() ? v.get<std::string>() : v.dump();
+    const std::string s = v.is_string() ? v.get<std::string>() : v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
     std::string q = "\"";
     for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c == '\n' || c == '\r' ? ' ' : c);
@@ -109,7 +109,7 @@ inline std::string results_json(const std::vector<row>& rows, const run_info& in
                    {"kv_bytes_per_element", info.jetson.kv_bytes},      {"ctx", info.jetson.ctx}};
     j["rows"] = nlohmann::json::array();
     for (const row& r : rows) j["rows"].push_back(to_json(r));
-    return j.dump(1) + "\n";
+    return j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 // --- report.md -----------------------------------------------------------------------------
