@@ -12,5 +12,6 @@ int perplexity(int argc, char** argv);  // perplexity.cpp
 int convert(int argc, char** argv);     // convert.cpp
 int synth(int argc, char** argv);       // synth.cpp
 int quantize(int argc, char** argv);    // quantize.cpp
+int bench(int argc, char** argv);       // bench.cpp (runs the others as child processes)
 
 }  // namespace commands

@@ -31,6 +31,8 @@ const char* const usage =
     "  synth      write a GGUF with random weights in the shapes of a real model (TinyLlama, Llama)\n"
     "  quantize   quantize a model to GGUF: RTN, GPTQ, AWQ or importance-weighted on calibration\n"
     "             text; any scheme or a llama.cpp mixture (q4_k_m)\n"
+    "  bench      compare schemes on a model: size, speed, memory, perplexity, KL, answers, a\n"
+    "             Jetson Nano estimate; CSV, JSON, a Markdown report and plots\n"
     "\n"
     "options:\n"
     "  -h, --help     this text; 'edgeq <command> --help' describes a command\n"
@@ -47,7 +49,8 @@ const command table[] = {{"schemes", commands::schemes},
                          {"perplexity", commands::perplexity},
                          {"convert", commands::convert},
                          {"synth", commands::synth},
-                         {"quantize", commands::quantize}};
+                         {"quantize", commands::quantize},
+                         {"bench", commands::bench}};
 
 }  // namespace
 
