@@ -26,6 +26,7 @@
 #include <edgeq/engine/load.hpp>
 #include <edgeq/engine/load_gguf.hpp>
 #include <edgeq/engine/perplexity.hpp>
+#include <edgeq/engine/quantize_model.hpp>
 #include <edgeq/engine/sampler.hpp>
 #include <edgeq/engine/tokenizer/load.hpp>
 #include <edgeq/io/gguf.hpp>
@@ -524,4 +525,26 @@ TEST_CASE("save_gguf as stored: a mixed Q8_0 / F16 model keeps its bytes, q/k bl
     for (std::size_t i = 0; i < la.size(); ++i) d += (la[i] - lb[i]) * (la[i] - lb[i]), n += double(la[i]) * la[i];
     INFO("relative L2 " << std::sqrt(d / n));
     CHECK(std::sqrt(d / n) < 1e-5);  // only RoPE's order of operations differs
+}
+
+TEST_CASE("save_gguf as stored: GPTQ-calibrated llama.cpp blocks are written as the llama.cpp type", "[convert][gptq]") {
+    REQUIRE_SHARED(dir);
+    engine::llama_model m = engine::load_model(dir + "/models/TinyStories-656K", io::dense_factory("f32"));
+    // GPTQ chose the codes, the storage is plain Q8_0: llama.cpp must see type Q8_0, not an edgeq blob.
+    const engine::calib_plan p = engine::plan_of<edgeq::scheme<edgeq::gptq<>, edgeq::q8_0>>();
+    std::vector<int> ids(256);
+    for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = int(3 + (i * 7919) % 2000);
+    engine::quantize_calibrated(m, engine::calibration_windows(ids, 2, 64, 1), p.quantize, p.options);
+    REQUIRE(m.layers[0].wq->scheme_name() == "gptq-q8_0");
+    temp_dir tmp;
+    const std::string out = tmp.file("gptq_q8_0.gguf");
+    engine::save_gguf(m, nullptr, out, engine::gguf_save_options());
+    const gguf::file g(out);
+    CHECK(g.tensor("blk.0.attn_q.weight").type == +edgeq::ggml::block_q8_0::type_id);
+    CHECK(g.tensor("blk.1.ffn_down.weight").type == +edgeq::ggml::block_q8_0::type_id);
+    CHECK(!g.has("edgeq.tensor.blk.0.attn_q.weight.scheme"));
+    const engine::llama_model r = engine::load_model(out);
+    engine::llama_session sa(m), sb(r);
+    const std::vector<int> prompt = {1, 403, 407, 261, 378, 432, 383};
+    CHECK(worst_rel_l2(sb.prompt(prompt), sa.prompt(prompt), std::size_t(m.config.vocab_size)) < 1e-4);
 }

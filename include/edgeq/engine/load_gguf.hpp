@@ -112,6 +112,16 @@ inline std::unique_ptr<linear> ggml_linear_of_type(std::uint32_t type, const std
     }
 }
 
+// The format a linear's scheme stores: "gptq-q4_k" holds plain Q4_K blocks (the algorithm only
+// chose their codes), so llama.cpp reads it as Q4_K.
+inline std::string stored_format(const std::string& scheme) {
+    for (const char* p : {"gptq-actorder-", "gptq-", "awq-", "rtn-clip-", "rtn-"}) {
+        const std::string prefix(p);
+        if (scheme.compare(0, prefix.size(), prefix) == 0) return scheme.substr(prefix.size());
+    }
+    return scheme;
+}
+
 // A linear's stored bytes (linear::storage_data) and their GGUF type: dense and llama.cpp types
 // are GGUF tensor data as they are; any other scheme is an edgeq blob (EDGEQ_SPQR for SpQR,
 // else EDGEQ_GROUPED).
@@ -121,7 +131,7 @@ inline std::vector<std::uint8_t> stored_bytes(const linear& l, std::uint32_t& ty
     for (const io::gguf::type_info& t : io::gguf::detail::type_table()) {
         std::string lower = t.name;
         for (char& ch : lower) ch = char(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
-        if (lower == n) type = t.id;
+        if (lower == stored_format(n)) type = t.id;
     }
     return std::vector<std::uint8_t>(l.storage_data(), l.storage_data() + l.storage_bytes());
 }
@@ -404,7 +414,7 @@ inline void save_gguf(const llama_model& m, const tok::tokenizer* tk, const std:
     auto row_major = [](const linear& l) {
         gguf_target t;
         gguf_encoder e;
-        return gguf_builtin_target(l.scheme_name(), t, e);
+        return gguf_builtin_target(detail::stored_format(l.scheme_name()), t, e);
     };
     bool permute = c.pairing == rope_pairing::neox && io::needs_qk_permutation(c);
     if (permute && as_stored)
@@ -421,7 +431,7 @@ inline void save_gguf(const llama_model& m, const tok::tokenizer* tk, const std:
         if (as_stored) {
             gguf_target t;
             gguf_encoder e;
-            const bool builtin = gguf_builtin_target(l.scheme_name(), t, e);
+            const bool builtin = gguf_builtin_target(detail::stored_format(l.scheme_name()), t, e);
             items.push_back(item{n, &l, nullptr, heads, builtin ? t.type : io::gguf::edgeq_type_of(l.scheme_name()), l.scheme_name()});
             return;
         }
