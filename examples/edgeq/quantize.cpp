@@ -208,19 +208,22 @@ std::uint64_t vector_bytes(const en::llama_model& m) {
     return b + padded(rope.size());
 }
 
-// The sensitivity with calibration: E ||(W - Q) x||^2 over the sample rows x, the squared error
-// the matrix adds to its output per token (yf = x W^T, computed once per matrix).
+// The sensitivity with calibration: sum ||(W - Q) x||^2 / sum ||W x||^2 over the sample rows x,
+// the relative squared error the matrix adds to its outputs (yf = x W^T, computed once per
+// matrix). Relative, because the absolute error sent matrices with small outputs to 2 bits
+// (mix-llama-27M at 3.5 bits: perplexity 46.05 absolute, 43.05 relative, 43.62 uniform int3).
 double output_sq_error(const std::vector<float>& yf, edgeq::linear& q, edgeq::matrix_view<const float> x,
                        edgeq::thread_pool& pool) {
     std::vector<float> yq(x.rows * q.rows());
     q.set_activations(edgeq::activations::f32);  // exact products: the error is the weights'
     q.gemm(x, edgeq::matrix_view<float>(yq.data(), x.rows, q.rows()), pool);
-    double e = 0;
+    double e = 0, n = 0;
     for (std::size_t i = 0; i < yq.size(); ++i) {
         const double d = double(yf[i]) - double(yq[i]);
         e += d * d;
+        n += double(yf[i]) * yf[i];
     }
-    return e / double(x.rows);
+    return n > 0 ? e / n : 0.0;  // relative: a matrix with small outputs is not cheap to ruin
 }
 
 // Without: sum of imp[c] (W - Q)^2 (imp null: 1), the same expectation when the inputs are
