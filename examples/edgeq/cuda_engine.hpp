@@ -167,34 +167,10 @@ inline std::unique_ptr<gpu::session> load_to_gpu(const std::string&, int, edgeq:
 inline edgeq::engine::perplexity_result gpu_perplexity(gpu::session& s, const edgeq::engine::llama_config& c,
                                                         const std::vector<int>& tokens, const edgeq::engine::perplexity_options& o) {
     namespace en = edgeq::engine;
-    const en::detail::windows ws(o, tokens.size());
-    const std::size_t vocab = std::size_t(c.vocab_size), n_ctx = std::size_t(o.n_ctx);
+    const en::detail::windows check(o, tokens.size());  // the text first, as on the CPU
+    (void)check;
     if (s.n_ctx() < o.n_ctx) throw edgeq::error("gpu perplexity: the session holds " + std::to_string(s.n_ctx()) + " positions");
-    std::vector<float> logits(n_ctx * vocab);
-    en::perplexity_result r;
-    double sum = 0.0, sum2 = 0.0;
-    for (int w = 0; w < ws.count; ++w) {
-        const std::vector<int> win = en::detail::window_tokens(tokens, w, o, c.bos_id);
-        s.reset();
-        s.eval(win.data(), n_ctx, logits.data(), true);
-        double wsum = 0.0;
-        std::size_t wn = 0;
-        for (std::size_t i = std::size_t(ws.first_scored_logit); i + 1 < n_ctx; ++i, ++wn) {
-            const double nll = en::detail::nll_of(&logits[i * vocab], vocab, win[i + 1]);
-            wsum += nll;
-            sum2 += nll * nll;
-        }
-        sum += wsum;
-        r.n_scored += wn;
-        r.window_mean_nll.push_back(wsum / double(wn));
-        if (o.progress) o.progress(w + 1, ws.count, sum / double(r.n_scored));
-    }
-    r.n_windows = ws.count;
-    r.mean_nll = sum / double(r.n_scored);
-    r.ppl = std::exp(r.mean_nll);
-    const double var = sum2 / double(r.n_scored) - r.mean_nll * r.mean_nll;
-    r.ppl_uncertainty = var > 0 && r.n_scored > 1 ? r.ppl * std::sqrt(var / double(r.n_scored - 1)) : 0.0;
-    return r;
+    return en::perplexity_of_session(s, c, tokens, o);
 }
 
 }  // namespace cli

@@ -90,16 +90,18 @@ inline std::vector<int> window_tokens(const std::vector<int>& tokens, int w, con
 
 }  // namespace detail
 
-inline perplexity_result perplexity(const llama_model& m, const std::vector<int>& tokens, const perplexity_options& o = {},
-                                    thread_pool& pool = default_pool()) {
+// Perplexity through any session with reset() and eval(ids, n, logits, all_positions): the CPU
+// llama_session below, or the GPU one (examples/edgeq/cuda_engine.hpp). Its context holds o.n_ctx.
+template <class Session>
+perplexity_result perplexity_of_session(Session& s, const llama_config& c, const std::vector<int>& tokens,
+                                        const perplexity_options& o) {
     const detail::windows ws(o, tokens.size());
-    const std::size_t vocab = std::size_t(m.config.vocab_size), n_ctx = std::size_t(o.n_ctx);
-    llama_session s(m, pool, o.n_ctx);
+    const std::size_t vocab = std::size_t(c.vocab_size), n_ctx = std::size_t(o.n_ctx);
     std::vector<float> logits(n_ctx * vocab);
     perplexity_result r;
     double sum = 0.0, sum2 = 0.0;
     for (int w = 0; w < ws.count; ++w) {
-        const std::vector<int> win = detail::window_tokens(tokens, w, o, m.config.bos_id);
+        const std::vector<int> win = detail::window_tokens(tokens, w, o, c.bos_id);
         s.reset();
         s.eval(win.data(), n_ctx, logits.data(), true);
         double wsum = 0.0;
@@ -120,6 +122,14 @@ inline perplexity_result perplexity(const llama_model& m, const std::vector<int>
     const double var = sum2 / double(r.n_scored) - r.mean_nll * r.mean_nll;
     r.ppl_uncertainty = var > 0 && r.n_scored > 1 ? r.ppl * std::sqrt(var / double(r.n_scored - 1)) : 0.0;
     return r;
+}
+
+inline perplexity_result perplexity(const llama_model& m, const std::vector<int>& tokens, const perplexity_options& o = {},
+                                    thread_pool& pool = default_pool()) {
+    const detail::windows check(o, tokens.size());  // a text too short is refused before the KV cache is allocated
+    (void)check;
+    llama_session s(m, pool, o.n_ctx);
+    return perplexity_of_session(s, m.config, tokens, o);
 }
 
 struct kl_divergence_result {
