@@ -58,6 +58,7 @@ struct grouped_adaptor {
     static constexpr bool staged_order = F::is_uniform && bits == 4;
     // Batch 1: rows per warp chosen per matrix (launch_staged_auto); measured best for these.
     static constexpr bool auto_rows = true;
+    static constexpr bool row_extra = false;  // no per-row term beyond the units
     static constexpr int groups = 1;
     // NF4: a pair of codes (one byte of two nibbles) to a half2 of code-book values.
     static constexpr int table_size = F::is_uniform ? 0 : 256;
