@@ -339,8 +339,8 @@ void bench_spqr_gemv(const char* name) {
 
 // --tune: launch shapes of the batch-1 kernels (gemv_core.cuh): staged (warps own rows, x in
 // shared memory), split (a block's warps share rows) and the block kernel of small batches.
-template <class F, int W, int R, int U, int MinBlocks = 1, bool Persist = true>
-double tune_staged(const std::vector<qview<F>>& views, const float* x, float* y, int iters) {
+template <class F, int W, int R, int U, int MinBlocks = 1, bool Persist = true, class V = qview<F>>
+double tune_staged(const std::vector<V>& views, const float* x, float* y, int iters) {
     return time_us(
         [&](int i) {
             kernel::cuda::launch_staged_rows<W, R, U, Persist, MinBlocks>(kernel::cuda::make_adaptor(views[std::size_t(i) % views.size()]), x, y,
@@ -366,8 +366,8 @@ double tune_split(const std::vector<qview<F>>& views, const float* x, float* y, 
         },
         iters);
 }
-template <class F, int W, int S, int U = 1>
-double tune_team(const std::vector<qview<F>>& views, const float* x, float* y, int iters) {
+template <class F, int W, int S, int U = 1, class V = qview<F>>
+double tune_team(const std::vector<V>& views, const float* x, float* y, int iters) {
     return time_us(
         [&](int i) {
             kernel::cuda::launch_team_auto<W, S, U>(kernel::cuda::make_adaptor(views[std::size_t(i) % views.size()]), x, y,
@@ -375,6 +375,40 @@ double tune_team(const std::vector<qview<F>>& views, const float* x, float* y, i
         },
         iters);
 }
+template <int W, int S, int R, class V>
+double tune_team_rows(const std::vector<V>& views, const float* x, float* y, int iters) {
+    return time_us(
+        [&](int i) {
+            kernel::cuda::launch_team_rows<W, S, R, 1>(kernel::cuda::make_adaptor(views[std::size_t(i) % views.size()]), x, y,
+                                                       stream);
+        },
+        iters);
+}
+// SpQR's launch shapes: every one but the first takes tiles of 16 rows (a stat row block).
+void tune_spqr() {
+    using V = spqr_view<spqr3>;
+    std::mt19937 rng(23);
+    for (const shape& s : shapes) {
+        const auto blob = random_spqr(s.rows, s.cols, rng);
+        replicas w(blob, rotation_bytes());
+        float *x, *y;
+        CK(cudaMalloc(&x, s.cols * 4));
+        CK(cudaMemset(x, 0, s.cols * 4));
+        CK(cudaMalloc(&y, s.rows * 4));
+        std::vector<V> views;
+        const V host = V::from_blob(blob.data(), s.rows, s.cols);
+        for (std::size_t i = 0; i < w.copies; ++i) views.push_back(edgeq::cuda::rebase(host, blob.data(), w.at(int(i))));
+        const int it = iters_for(blob.size());
+        const double b = double(blob.size()) / 1e3;
+        std::printf("| spqr-3bit-g16 | %zux%zu | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n", s.rows, s.cols,
+                    b / tune_team<spqr3, 16, 2, 1, V>(views, x, y, it), b / tune_staged<spqr3, 16, 1, 1, 1, true, V>(views, x, y, it),
+                    b / tune_staged<spqr3, 8, 2, 1, 1, true, V>(views, x, y, it), b / tune_team_rows<16, 4, 4>(views, x, y, it),
+                    b / tune_team_rows<16, 2, 2>(views, x, y, it), b / tune_team_rows<8, 2, 4>(views, x, y, it));
+        CK(cudaFree(x));
+        CK(cudaFree(y));
+    }
+}
+
 template <class F>
 void tune(const char* name) {
     if (!only.empty() && only != name) return;
@@ -484,6 +518,8 @@ int main(int argc, char** argv) {
         tune<g_q8_0>("Q8_0");
         tune<g_q4_k>("Q4_K");
         tune<g_q6_k>("Q6_K");
+        std::printf("\n| format | shape | team W16 S2 auto | W16 R1 | W8 R2 | team W16 S4 R4 | team W16 S2 R2 | team W8 S2 R4 |\n|---|---|---|---|---|---|---|---|\n");
+        tune_spqr();
         std::printf("\n");
     }
 

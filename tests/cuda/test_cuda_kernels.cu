@@ -256,6 +256,9 @@ void check_staged_shapes() {
     check_case<F, float, __half>("team auto W16 S2 U2", 129, 2560, 1, [](const qview<F>& w, const float* x, __half* y) {
         edgeq::kernel::cuda::launch_team_auto<16, 2, 2>(make_adaptor(w), x, y, 0);
     });
+    check_case<F, __half, float>("gemv long rows in one wave", 67, 8192, 1, [](const qview<F>& w, const __half* x, float* y) {
+        edgeq::cuda::gemv(w, x, y);
+    });
     check_case<F, float, float>("gemv tall", 40000, 256, 1, [](const qview<F>& w, const float* x, float* y) {
         edgeq::cuda::gemv(w, x, y);
     });

@@ -753,9 +753,12 @@ struct gemv_config {
     static constexpr int staged_warps = 16, staged_rows = 2, staged_unroll = 1;
     static constexpr int auto_warps = 8;
     static constexpr int split_warps = 4, split_rows = 8, split_unroll = 1;
-    // Teams of team_size warps per row (gemv_team_kernel, launch_team_auto) in blocks of
-    // team_warps; team_size 0: the one-warp-per-row kernel above.
-    static constexpr int team_warps = 16, team_size = 2, team_unroll = 1;
+    // Teams of warps per row (gemv_team_kernel, launch_team_auto, blocks of 16 warps), for the
+    // formats whose A::team_mode allows it (measured: a win for codes of up to 4 bits on long
+    // rows, for 2- and 3-bit codes on tall matrices): 4 warps per row when the rows fit one wave
+    // and have at least team_long_units units (4096 x 11008), 2 when they do not fit (11008 x
+    // 4096, team_mode 2 only).
+    static constexpr std::size_t team_long_units = 256;
 };
 
 template <int Warps, int R, int NT, class A, class XT, class YT>
@@ -781,11 +784,14 @@ void launch_gemv1(const A& a, const XT* x, YT* y, cudaStream_t stream) {
     // Q6_K (units gather four runs of 8 columns) streams fastest from the block kernel.
     if (!A::contiguous)
         launch_rows<Config::warps, Config::rows, 1>(a, x, y, stream);
-    else if (staged_bytes(a) <= staged_limit && Config::team_size > 0)
-        launch_team_auto<Config::team_warps, (Config::team_size > 0 ? Config::team_size : 1), Config::team_unroll>(a, x, y, stream);
     else if (staged_bytes(a) <= staged_limit) {
         constexpr int W = Config::staged_warps, U = Config::staged_unroll;
-        if (a.rows <= W * resident_blocks<A, XT, YT, W, 1, U, 1>(staged_bytes(a)))
+        const bool one_wave = a.rows <= W * resident_blocks<A, XT, YT, W, 1, U, 1>(staged_bytes(a));
+        if (A::team_mode >= 1 && one_wave && a.units >= Config::team_long_units)
+            launch_team_auto<16, 4, U>(a, x, y, stream);
+        else if (A::team_mode >= 2 && !one_wave)
+            launch_team_auto<16, 2, U>(a, x, y, stream);
+        else if (one_wave)
             launch_staged_rows<W, 1, U>(a, x, y, stream);  // a row per warp, one wave
         else if (A::auto_rows)
             launch_staged_auto<Config::auto_warps, U>(a, x, y, stream);

@@ -51,6 +51,7 @@ struct spqr_adaptor {
     static constexpr bool needs_xsum = false, contiguous = true, staged_order = false;
     static constexpr bool auto_rows = true;
     static constexpr bool row_extra = true;  // the outliers
+    static constexpr int team_mode = 0;      // launch_spqr1 picks its own launch
     static constexpr int groups = 2;         // a scale per 16 weights
     static constexpr int table_size = 0;
 
@@ -144,6 +145,20 @@ spqr_adaptor<F> make_adaptor(const spqr_view<F>& w) {
     return a;
 }
 
+// Batch 1: tiles of 16 rows, the rows of one row block, which share the stat blocks, so that
+// those reads (40 bytes per unit and row, 3.3 times the codes) hit one SM's L1 instead of
+// going to L2 once per row: teams of 4 warps per row, 4 rows per team, blocks of 16 warps
+// (bench_cuda --tune, docs/cuda.md). Rows too long to stage x: the split kernel.
+template <class Config, class A, class XT, class YT>
+void launch_spqr1(const A& a, const XT* x, YT* y, cudaStream_t stream) {
+    if (a.rows == 0) return;
+    check_activations(a, x, y);
+    if (staged_bytes(a) <= staged_limit)
+        launch_team_rows<16, 4, 4, 1>(a, x, y, stream);
+    else
+        launch_split_rows<Config::split_warps, Config::split_rows, Config::split_unroll>(a, x, y, stream);
+}
+
 }  // namespace cuda
 }  // namespace kernel
 
@@ -153,12 +168,12 @@ namespace cuda {
 template <class F, class XT, class YT>
 void gemv(const spqr_view<F>& w, const XT* x_dev, YT* y_dev, cudaStream_t stream = 0) {
     if (w.rows == 0) return;
-    kernel::cuda::launch_gemv1<kernel::cuda::gemv_config<0>>(kernel::cuda::make_adaptor(w), x_dev, y_dev, stream);
+    kernel::cuda::launch_spqr1<kernel::cuda::gemv_config<0>>(kernel::cuda::make_adaptor(w), x_dev, y_dev, stream);
 }
 template <int SM, class F, class XT, class YT>
 void gemv(backend::cuda<SM>, const spqr_view<F>& w, const XT* x_dev, YT* y_dev, cudaStream_t stream = 0) {
     if (w.rows == 0) return;
-    kernel::cuda::launch_gemv1<kernel::cuda::gemv_config<SM>>(kernel::cuda::make_adaptor(w), x_dev, y_dev, stream);
+    kernel::cuda::launch_spqr1<kernel::cuda::gemv_config<SM>>(kernel::cuda::make_adaptor(w), x_dev, y_dev, stream);
 }
 // Y = X W^T for n tokens (x: n x cols, y: n x rows): launches of up to 16 tokens.
 template <class F, class XT, class YT>
