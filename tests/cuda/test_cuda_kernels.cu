@@ -237,6 +237,9 @@ void check_staged_shapes() {
     using edgeq::kernel::cuda::launch_staged_auto;
     using edgeq::kernel::cuda::launch_staged_rows;
     using edgeq::kernel::cuda::make_adaptor;
+    check_case<F, __half, __half>("staged R1", 75, 1024, 1, [](const qview<F>& w, const __half* x, __half* y) {
+        launch_staged_rows<16, 1, 1>(make_adaptor(w), x, y, 0);
+    });
     check_case<F, float, float>("staged R3", 129, 1536, 1, [](const qview<F>& w, const float* x, float* y) {
         launch_staged_rows<8, 3, 1, false>(make_adaptor(w), x, y, 0);
     });

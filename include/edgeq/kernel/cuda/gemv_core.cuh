@@ -753,11 +753,13 @@ struct gemv_config {
     static constexpr int staged_warps = 16, staged_rows = 2, staged_unroll = 1;
     static constexpr int auto_warps = 8;
     static constexpr int split_warps = 4, split_rows = 8, split_unroll = 1;
-    // Teams of warps per row (gemv_team_kernel, launch_team_auto, blocks of 16 warps), for the
-    // formats whose A::team_mode allows it (measured: a win for codes of up to 4 bits on long
-    // rows, for 2- and 3-bit codes on tall matrices): 4 warps per row when the rows fit one wave
-    // and have at least team_long_units units (4096 x 11008), 2 when they do not fit (11008 x
-    // 4096, team_mode 2 only).
+    // Teams of warps per row (gemv_team_kernel, launch_team_auto, blocks of 16 warps; measured
+    // per shape, docs/cuda.md): 2 warps per row for every format when the rows fill at most a
+    // quarter of one wave of one-warp rows (2048 x 5632: a row per warp leaves most warp slots
+    // empty); otherwise as the adaptor's team_mode allows: >= 1, 4 warps per row when the rows
+    // fit one wave and have at least team_long_units units (4096 x 11008); >= 2, 2 warps per row
+    // when they do not fit one wave (11008 x 4096); 3, 2 warps per row for the other rows that
+    // fit one wave too.
     static constexpr std::size_t team_long_units = 256;
 };
 
@@ -786,10 +788,11 @@ void launch_gemv1(const A& a, const XT* x, YT* y, cudaStream_t stream) {
         launch_rows<Config::warps, Config::rows, 1>(a, x, y, stream);
     else if (staged_bytes(a) <= staged_limit) {
         constexpr int W = Config::staged_warps, U = Config::staged_unroll;
-        const bool one_wave = a.rows <= W * resident_blocks<A, XT, YT, W, 1, U, 1>(staged_bytes(a));
+        const std::size_t wave = W * resident_blocks<A, XT, YT, W, 1, U, 1>(staged_bytes(a));
+        const bool one_wave = a.rows <= wave;
         if (A::team_mode >= 1 && one_wave && a.units >= Config::team_long_units)
             launch_team_auto<16, 4, U>(a, x, y, stream);
-        else if (A::team_mode >= 2 && !one_wave)
+        else if ((one_wave && (4 * a.rows <= wave || A::team_mode >= 3)) || (A::team_mode >= 2 && !one_wave))
             launch_team_auto<16, 2, U>(a, x, y, stream);
         else if (one_wave)
             launch_staged_rows<W, 1, U>(a, x, y, stream);  // a row per warp, one wave
