@@ -219,7 +219,7 @@ TEST("spqr-3bit-g16 other launches and batches") {
         });
 }
 
-// Rows too long to stage x in shared memory (> 24K columns) take the split kernel.
+// Rows too long to stage x in shared memory (> 23.5K columns) take the split kernel.
 TEST("gemv long rows (split kernel)") {
     check_case<int4_g128, float, float>("gemv f32", 5, 25600, 1, [](const qview<int4_g128>& w, const float* x, float* y) {
         edgeq::cuda::gemv(w, x, y);

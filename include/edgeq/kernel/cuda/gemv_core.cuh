@@ -393,7 +393,10 @@ template <class A>
 std::size_t staged_bytes(const A& a) {
     return a.cols * 2 + (A::needs_xsum ? a.units * 4 : 0);
 }
-constexpr std::size_t staged_limit = 48 * 1024;  // without opting in; all of it on sm_53
+// Dynamic shared memory for the staged x: 48 KB per block without opting in (all of it on
+// sm_53) holds static and dynamic shared memory together, so 2 KB are left for the kernels'
+// own arrays (NF4's 1 KB code table, the team kernel's partial sums).
+constexpr std::size_t staged_limit = 46 * 1024;
 
 // One step of a lane: U units (u0, u0 + 32, ...) of R rows.
 template <class A, int U, int R, int Stride = 32>

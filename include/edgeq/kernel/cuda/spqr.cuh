@@ -148,8 +148,9 @@ spqr_adaptor<F> make_adaptor(const spqr_view<F>& w) {
 // Batch 1: tiles of 16 rows, the rows of one row block, which share the stat blocks, so that
 // those reads (40 bytes per unit and row, 3.3 times the codes) hit one SM's L1 instead of
 // going to L2 once per row: teams of 2 warps per row, 2 rows per team, blocks of 16 warps
-// (bench_cuda --tune, docs/cuda.md: 4 rows of 4 warps, the first choice, ran at half the speed,
-// tiles of 24 rows lost a quarter at 11008 x 4096). Rows too long to stage x: the split kernel.
+// (bench_cuda --tune, docs/cuda.md: 4 rows of 4 warps, the first choice, ran at 50-80% of
+// its speed, tiles of 24 rows lost a fifth at 11008 x 4096). Rows too long to stage x: the
+// split kernel.
 template <class Config, class A, class XT, class YT>
 void launch_spqr1(const A& a, const XT* x, YT* y, cudaStream_t stream) {
     if (a.rows == 0) return;
