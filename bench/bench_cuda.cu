@@ -26,6 +26,8 @@
 
 #include <edgeq/kernel/cuda/ggml.cuh>
 #include <edgeq/kernel/cuda/grouped.cuh>
+#include <edgeq/kernel/cuda/spqr.cuh>
+#include <edgeq/format/spqr.hpp>
 #include <edgeq/scheme.hpp>
 
 namespace {
@@ -57,6 +59,7 @@ using g_q4_0 = ggml_format<ggml::block_q4_0>;
 using g_q8_0 = ggml_format<ggml::block_q8_0>;
 using g_q4_k = ggml_format<ggml::block_q4_K>;
 using g_q6_k = ggml_format<ggml::block_q6_K>;
+using spqr3 = spqr_format<3>;
 
 struct shape {
     std::size_t rows, cols;
@@ -284,10 +287,60 @@ void bench_gemv(const char* name) {
     }
 }
 
+// SpQR: random codes, valid statistics, outliers on 1% of the weights at random columns.
+std::vector<std::uint8_t> random_spqr(std::size_t rows, std::size_t cols, std::mt19937& rng) {
+    std::uniform_real_distribution<float> uni(0.0f, 1.0f);
+    std::vector<std::uint32_t> row_ptr(rows + 1, 0), where;
+    for (std::size_t r = 0; r < rows; ++r) {
+        for (std::size_t c = 0; c < cols; ++c)
+            if (uni(rng) < 0.01f) where.push_back(std::uint32_t(c));
+        row_ptr[r + 1] = std::uint32_t(where.size());
+    }
+    spqr_matrix<spqr3> q(rows, cols, where.size());
+    for (std::size_t i = 0; i < rows * spqr3::row_code_bytes(cols); ++i) q.row_codes(0)[i] = std::uint8_t(rng());
+    for (std::size_t b = 0; b < spqr3::n_stat_blocks(rows, cols); ++b) {
+        spqr3::stat_block& s = q.stats()[b];
+        for (std::uint8_t& c : s.codes) c = std::uint8_t(rng());
+        s.d_min = fp16_t::from_float(0.01f), s.d_step = fp16_t::from_float(0.002f);
+        s.z_min = fp16_t::from_float(0.5f), s.z_step = fp16_t::from_float(0.75f);
+    }
+    std::memcpy(q.row_ptr(), row_ptr.data(), 4 * (rows + 1));
+    for (std::size_t k = 0; k < where.size(); ++k) {
+        q.set_outlier_col(k, where[k]);
+        q.values()[k] = float_to_half(0.1f);
+    }
+    return std::vector<std::uint8_t>(q.blob().data(), q.blob().data() + q.blob().size());
+}
+
+// GB/s of SpQR count every byte of its blob: codes, statistics, row_ptr, indices, values.
+void bench_spqr_gemv(const char* name) {
+    if (!only.empty() && only != name) return;
+    std::mt19937 rng(19);
+    for (std::size_t si = 0; si < shapes.size(); ++si) {
+        const shape& s = shapes[si];
+        const auto blob = random_spqr(s.rows, s.cols, rng);
+        replicas w(blob, rotation_bytes());
+        float *x, *y;
+        CK(cudaMalloc(&x, s.cols * 4));
+        CK(cudaMemset(x, 0, s.cols * 4));
+        CK(cudaMalloc(&y, s.rows * 4));
+        std::vector<spqr_view<spqr3>> views;
+        const auto host = spqr_view<spqr3>::from_blob(blob.data(), s.rows, s.cols);
+        for (std::size_t i = 0; i < w.copies; ++i) views.push_back(edgeq::cuda::rebase(host, blob.data(), w.at(int(i))));
+        const double us = time_us([&](int i) { edgeq::cuda::gemv(views[std::size_t(i) % views.size()], x, y, stream); },
+                                  iters_for(blob.size()));
+        gemv_rows.push_back({name, std::to_string(s.rows) + "x" + std::to_string(s.cols),
+                             8.0 * double(blob.size()) / double(s.rows * s.cols), us, double(blob.size()) / us / 1e3,
+                             cublas_gemv_us[si]});
+        CK(cudaFree(x));
+        CK(cudaFree(y));
+    }
+}
+
 // --tune: launch shapes of the batch-1 kernels (gemv_core.cuh): staged (warps own rows, x in
 // shared memory), split (a block's warps share rows) and the block kernel of small batches.
-template <class F, int W, int R, int U, int MinBlocks = 1, bool Persist = true>
-double tune_staged(const std::vector<qview<F>>& views, const float* x, float* y, int iters) {
+template <class F, int W, int R, int U, int MinBlocks = 1, bool Persist = true, class V = qview<F>>
+double tune_staged(const std::vector<V>& views, const float* x, float* y, int iters) {
     return time_us(
         [&](int i) {
             kernel::cuda::launch_staged_rows<W, R, U, Persist, MinBlocks>(kernel::cuda::make_adaptor(views[std::size_t(i) % views.size()]), x, y,
@@ -313,6 +366,49 @@ double tune_split(const std::vector<qview<F>>& views, const float* x, float* y, 
         },
         iters);
 }
+template <class F, int W, int S, int U = 1, class V = qview<F>>
+double tune_team(const std::vector<V>& views, const float* x, float* y, int iters) {
+    return time_us(
+        [&](int i) {
+            kernel::cuda::launch_team_auto<W, S, U>(kernel::cuda::make_adaptor(views[std::size_t(i) % views.size()]), x, y,
+                                                    stream);
+        },
+        iters);
+}
+template <int W, int S, int R, class V>
+double tune_team_rows(const std::vector<V>& views, const float* x, float* y, int iters) {
+    return time_us(
+        [&](int i) {
+            kernel::cuda::launch_team_rows<W, S, R, 1>(kernel::cuda::make_adaptor(views[std::size_t(i) % views.size()]), x, y,
+                                                       stream);
+        },
+        iters);
+}
+// SpQR's launch shapes: every one but the first takes tiles of 16 rows (a stat row block).
+void tune_spqr() {
+    using V = spqr_view<spqr3>;
+    std::mt19937 rng(23);
+    for (const shape& s : shapes) {
+        const auto blob = random_spqr(s.rows, s.cols, rng);
+        replicas w(blob, rotation_bytes());
+        float *x, *y;
+        CK(cudaMalloc(&x, s.cols * 4));
+        CK(cudaMemset(x, 0, s.cols * 4));
+        CK(cudaMalloc(&y, s.rows * 4));
+        std::vector<V> views;
+        const V host = V::from_blob(blob.data(), s.rows, s.cols);
+        for (std::size_t i = 0; i < w.copies; ++i) views.push_back(edgeq::cuda::rebase(host, blob.data(), w.at(int(i))));
+        const int it = iters_for(blob.size());
+        const double b = double(blob.size()) / 1e3;
+        std::printf("| spqr-3bit-g16 | %zux%zu | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n", s.rows, s.cols,
+                    b / tune_team<spqr3, 16, 2, 1, V>(views, x, y, it), b / tune_staged<spqr3, 16, 1, 1, 1, true, V>(views, x, y, it),
+                    b / tune_staged<spqr3, 8, 2, 1, 1, true, V>(views, x, y, it), b / tune_team_rows<16, 4, 4>(views, x, y, it),
+                    b / tune_team_rows<16, 2, 2>(views, x, y, it), b / tune_team_rows<8, 2, 4>(views, x, y, it));
+        CK(cudaFree(x));
+        CK(cudaFree(y));
+    }
+}
+
 template <class F>
 void tune(const char* name) {
     if (!only.empty() && only != name) return;
@@ -334,10 +430,10 @@ void tune(const char* name) {
             },
             it);
         std::printf("| %s | %zux%zu | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n", name, s.rows, s.cols,
-                    b / old, b / tune_staged<F, 16, 2, 1>(views, x, y, it), b / tune_staged<F, 8, 2, 1>(views, x, y, it),
-                    b / tune_staged<F, 8, 4, 1>(views, x, y, it), b / tune_auto<F, 4>(views, x, y, it),
-                    b / tune_auto<F, 8>(views, x, y, it), b / tune_auto<F, 16>(views, x, y, it),
-                    b / tune_auto<F, 8, 2>(views, x, y, it), b / tune_split<F, 4, 8, 1>(views, x, y, it));
+                    b / old, b / tune_staged<F, 16, 2, 1>(views, x, y, it), b / tune_auto<F, 8>(views, x, y, it),
+                    b / tune_auto<F, 16>(views, x, y, it), b / tune_team<F, 16, 2>(views, x, y, it),
+                    b / tune_team<F, 16, 4>(views, x, y, it), b / tune_team<F, 8, 2>(views, x, y, it),
+                    b / tune_team<F, 8, 4>(views, x, y, it), b / tune_team<F, 16, 2, 2>(views, x, y, it));
         CK(cudaFree(x));
         CK(cudaFree(y));
     }
@@ -413,7 +509,7 @@ int main(int argc, char** argv) {
 
     if (do_tune) {
         std::printf("## GEMV launch shapes (GB/s; W warps per block, R rows per warp (staged) or per block (split), U units in flight per thread)\n\n");
-        std::printf("| format | shape | block 4w x 4r | W16 R2 U1 | W8 R2 U1 | W8 R4 U1 | auto W4 | auto W8 | auto W16 | auto W8 U2 | split W4 R8 U1 |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+        std::printf("| format | shape | block 4w x 4r | W16 R2 U1 | auto W8 | auto W16 | team W16 S2 | team W16 S4 | team W8 S2 | team W8 S4 | team W16 S2 U2 |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
         tune<int4_g128>("int4-g128");
         tune<int2_g128>("int2-g128");
         tune<int3_g128>("int3-g128");
@@ -422,6 +518,8 @@ int main(int argc, char** argv) {
         tune<g_q8_0>("Q8_0");
         tune<g_q4_k>("Q4_K");
         tune<g_q6_k>("Q6_K");
+        std::printf("\n| format | shape | team W16 S2 auto | W16 R1 | W8 R2 | team W16 S4 R4 | team W16 S2 R2 | team W8 S2 R4 |\n|---|---|---|---|---|---|---|---|\n");
+        tune_spqr();
         std::printf("\n");
     }
 
@@ -435,6 +533,7 @@ int main(int argc, char** argv) {
     bench_gemv<g_q8_0>("Q8_0");
     bench_gemv<g_q4_k>("Q4_K");
     bench_gemv<g_q6_k>("Q6_K");
+    bench_spqr_gemv("spqr-3bit-g16 (1% outliers)");
 
     std::printf("## GEMV, batch 1 (fp32 activations and outputs; cuBLAS: fp16)\n\n");
     std::printf("| format | bits/weight | shape | us | GB/s | %% of copy BW | x cuBLAS fp16 |\n|---|---|---|---|---|---|---|\n");

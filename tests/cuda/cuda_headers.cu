@@ -19,6 +19,7 @@
 #include <edgeq/format/ggml/format.hpp>
 #include <edgeq/kernel/cuda/ggml.cuh>
 #include <edgeq/kernel/cuda/grouped.cuh>
+#include <edgeq/kernel/cuda/spqr.cuh>
 
 #if !defined(EDGEQ_CUDA)
 #error "config.hpp must define EDGEQ_CUDA under nvcc"

@@ -7,6 +7,7 @@
 #include <edgeq/algo/rtn.hpp>
 #include <edgeq/format/ggml/decode.hpp>
 #include <edgeq/kernel/scalar/grouped.hpp>
+#include <edgeq/kernel/scalar/spqr.hpp>
 
 namespace edgeq_test {
 
@@ -42,6 +43,41 @@ void make(std::size_t rows, std::size_t cols, unsigned seed, host_matrix& out, s
         ggml::dequantize_row<block>(b, out.dense.data() + r * cols, cols);
     }
 }
+template <class F>
+void make_spqr(std::size_t rows, std::size_t cols, unsigned seed, host_matrix& out) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> uni(0.0f, 1.0f);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<std::uint32_t> row_ptr(rows + 1, 0);
+    std::vector<std::uint32_t> cols_of;
+    for (std::size_t r = 0; r < rows; ++r) {
+        const float p = r % 11 == 0 ? 0.0f : r % 7 == 0 ? 0.2f : 0.01f;
+        for (std::size_t c = 0; c < cols; ++c)
+            if (uni(rng) < p) cols_of.push_back(std::uint32_t(c));
+        row_ptr[r + 1] = std::uint32_t(cols_of.size());
+    }
+    spqr_matrix<F> q(rows, cols, cols_of.size());
+    std::uint8_t* codes = q.row_codes(0);
+    for (std::size_t i = 0; i < rows * F::row_code_bytes(cols); ++i) codes[i] = std::uint8_t(rng());
+    for (std::size_t b = 0; b < F::n_stat_blocks(rows, cols); ++b) {
+        typename F::stat_block& s = q.stats()[b];
+        for (std::uint8_t& c : s.codes) c = std::uint8_t(rng());
+        s.d_min = fp16_t::from_float(0.01f + 0.02f * uni(rng));
+        s.d_step = fp16_t::from_float(0.004f * uni(rng));
+        s.z_min = fp16_t::from_float(uni(rng));  // zero points with fractions, up to ~7
+        s.z_step = fp16_t::from_float(0.2f + 0.7f * uni(rng));
+    }
+    for (std::size_t r = 0; r <= rows; ++r) q.row_ptr()[r] = row_ptr[r];
+    for (std::size_t k = 0; k < cols_of.size(); ++k) {
+        q.set_outlier_col(k, cols_of[k]);
+        q.values()[k] = float_to_half(0.5f * normal(rng));
+    }
+    q.check();
+    out.blob.assign(q.blob().data(), q.blob().data() + q.blob().size());
+    const spqr_view<F> view = spqr_view<F>::from_blob(out.blob.data(), rows, cols);
+    out.dense.assign(rows * cols, 0.0f);
+    for (std::size_t r = 0; r < rows; ++r) kernel::dequantize_row(backend::scalar{}, view, r, out.dense.data() + r * cols);
+}
 }  // namespace
 
 template <class F>
@@ -50,6 +86,30 @@ void make_matrix(std::size_t rows, std::size_t cols, unsigned seed, host_matrix&
     out.cols = cols;
     make<F>(rows, cols, seed, out, is_ggml_format<F>{});
 }
+template <>
+void make_matrix<spqr2>(std::size_t rows, std::size_t cols, unsigned seed, host_matrix& out) {
+    out.rows = rows, out.cols = cols;
+    make_spqr<spqr2>(rows, cols, seed, out);
+}
+template <>
+void make_matrix<spqr3>(std::size_t rows, std::size_t cols, unsigned seed, host_matrix& out) {
+    out.rows = rows, out.cols = cols;
+    make_spqr<spqr3>(rows, cols, seed, out);
+}
+template <>
+void make_matrix<spqr4>(std::size_t rows, std::size_t cols, unsigned seed, host_matrix& out) {
+    out.rows = rows, out.cols = cols;
+    make_spqr<spqr4>(rows, cols, seed, out);
+}
+
+template <class F>
+void cpu_spqr_gemv(const host_matrix& m, const float* x, float* y) {
+    const spqr_view<F> view = spqr_view<F>::from_blob(m.blob.data(), m.rows, m.cols);
+    kernel::gemv_rows(backend::scalar{}, view, x, y, 0, m.rows);
+}
+template void cpu_spqr_gemv<spqr2>(const host_matrix&, const float*, float*);
+template void cpu_spqr_gemv<spqr3>(const host_matrix&, const float*, float*);
+template void cpu_spqr_gemv<spqr4>(const host_matrix&, const float*, float*);
 
 template void make_matrix<int2_g128>(std::size_t, std::size_t, unsigned, host_matrix&);
 template void make_matrix<int3_g128>(std::size_t, std::size_t, unsigned, host_matrix&);

@@ -3,8 +3,10 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
+#include <edgeq/format/spqr.hpp>
 #include <edgeq/scheme.hpp>
 
 namespace edgeq_test {
@@ -25,6 +27,15 @@ using g_q8_0 = ggml_format<ggml::block_q8_0>;
 using g_q4_k = ggml_format<ggml::block_q4_K>;
 using g_q6_k = ggml_format<ggml::block_q6_K>;
 
+// SpQR (format/spqr.hpp): the registry's three, groups of 16, 3-bit statistics over 16 rows.
+using spqr2 = spqr_format<2>;
+using spqr3 = spqr_format<3>;
+using spqr4 = spqr_format<4>;
+template <class F>
+struct is_spqr_format : std::false_type {};
+template <int B, int G, int SB, int SG>
+struct is_spqr_format<spqr_format<B, G, SB, SG>> : std::true_type {};
+
 struct host_matrix {
     std::size_t rows = 0, cols = 0;
     std::vector<std::uint8_t> blob;  // the quantized matrix as its format lays it out
@@ -36,5 +47,17 @@ struct host_matrix {
 // (kernel/scalar, format/ggml/decode.hpp).
 template <class F>
 void make_matrix(std::size_t rows, std::size_t cols, unsigned seed, host_matrix& out);
+// SpQR: random codes, random statistics with fractional zero points, and outliers on about
+// 1% of the weights (every 7th row 20%, every 11th none), dequantized by the scalar kernel.
+template <>
+void make_matrix<spqr2>(std::size_t rows, std::size_t cols, unsigned seed, host_matrix& out);
+template <>
+void make_matrix<spqr3>(std::size_t rows, std::size_t cols, unsigned seed, host_matrix& out);
+template <>
+void make_matrix<spqr4>(std::size_t rows, std::size_t cols, unsigned seed, host_matrix& out);
+
+// The CPU SpQR GEMV (kernel/scalar/spqr.hpp, gemv_rows) of a matrix made by make_matrix.
+template <class F>
+void cpu_spqr_gemv(const host_matrix& m, const float* x, float* y);
 
 }  // namespace edgeq_test

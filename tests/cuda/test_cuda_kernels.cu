@@ -14,6 +14,7 @@
 
 #include <edgeq/kernel/cuda/ggml.cuh>
 #include <edgeq/kernel/cuda/grouped.cuh>
+#include <edgeq/kernel/cuda/spqr.cuh>
 
 #include "harness.hpp"
 #include "reference.hpp"
@@ -51,10 +52,41 @@ struct host_type<__half> {
     static float to_float(__half v) { return __half2float(v); }
 };
 
+// The view type the kernels take: qview, or spqr_view for SpQR.
+template <class F, bool = is_spqr_format<F>::value>
+struct view_of {
+    using type = qview<F>;
+};
 template <class F>
-qview<F> device_view(const host_matrix& m, const std::uint8_t* dev) {
-    return edgeq::cuda::rebase(qview<F>::from_blob(m.blob.data(), m.rows, m.cols), m.blob.data(), dev);
+struct view_of<F, true> {
+    using type = spqr_view<F>;
+};
+template <class F>
+using view_t = typename view_of<F>::type;
+
+template <class F>
+view_t<F> device_view(const host_matrix& m, const std::uint8_t* dev) {
+    return edgeq::cuda::rebase(view_t<F>::from_blob(m.blob.data(), m.rows, m.cols), m.blob.data(), dev);
 }
+
+// SpQR: the CPU SpQR GEMV (float) must equal the dequantized weights' GEMV (double) to float
+// rounding, so that the device result checked against the latter is checked against the former.
+template <class F>
+void check_cpu_spqr(const host_matrix& m, const std::vector<float>& x, const std::vector<double>& ref, std::size_t n,
+                    std::true_type) {
+    std::vector<float> y(m.rows);
+    for (std::size_t t = 0; t < n; ++t) {
+        cpu_spqr_gemv<F>(m, x.data() + t * m.cols, y.data());
+        double max_err = 0.0, max_ref = 0.0;
+        for (std::size_t r = 0; r < m.rows; ++r) {
+            max_err = std::max(max_err, std::fabs(double(y[r]) - ref[t * m.rows + r]));
+            max_ref = std::max(max_ref, std::fabs(ref[t * m.rows + r]));
+        }
+        REQUIRE_MSG(max_err <= 1e-5 * max_ref, "CPU SpQR GEMV vs the dequantized weights: " << max_err << " of " << max_ref);
+    }
+}
+template <class F>
+void check_cpu_spqr(const host_matrix&, const std::vector<float>&, const std::vector<double>&, std::size_t, std::false_type) {}
 
 // Runs `launch(view, x, y)` on n tokens of activations and compares with the reference.
 template <class F, class XT, class YT, class Launch>
@@ -75,6 +107,7 @@ void check_case(const char* what, std::size_t rows, std::size_t cols, std::size_
             for (std::size_t c = 0; c < cols; ++c) s += double(m.dense[r * cols + c]) * double(xr[t * cols + c]);
             ref[t * rows + r] = s;
         }
+    check_cpu_spqr<F>(m, xr, ref, n, is_spqr_format<F>{});
 
     device_buffer<std::uint8_t> blob(m.blob.size());
     device_buffer<XT> x(xh.size());
@@ -113,16 +146,16 @@ const std::size_t gemv_shapes[][2] = {{75, 1024}, {129, 1536}, {3, 256}};
 template <class F>
 void check_gemv_format() {
     for (const auto& s : gemv_shapes) {
-        check_case<F, float, float>("gemv f32", s[0], s[1], 1, [](const qview<F>& w, const float* x, float* y) {
+        check_case<F, float, float>("gemv f32", s[0], s[1], 1, [](const view_t<F>& w, const float* x, float* y) {
             edgeq::cuda::gemv(w, x, y);
         });
-        check_case<F, __half, __half>("gemv f16", s[0], s[1], 1, [](const qview<F>& w, const __half* x, __half* y) {
+        check_case<F, __half, __half>("gemv f16", s[0], s[1], 1, [](const view_t<F>& w, const __half* x, __half* y) {
             edgeq::cuda::gemv(w, x, y);
         });
-        check_case<F, __half, float>("gemv sm53", s[0], s[1], 1, [](const qview<F>& w, const __half* x, float* y) {
+        check_case<F, __half, float>("gemv sm53", s[0], s[1], 1, [](const view_t<F>& w, const __half* x, float* y) {
             edgeq::cuda::gemv(edgeq::backend::cuda_sm53{}, w, x, y);
         });
-        check_case<F, float, float>("gemv sm90", s[0], s[1], 1, [](const qview<F>& w, const float* x, float* y) {
+        check_case<F, float, float>("gemv sm90", s[0], s[1], 1, [](const view_t<F>& w, const float* x, float* y) {
             edgeq::cuda::gemv(edgeq::backend::cuda_sm90{}, w, x, y);
         });
     }
@@ -157,8 +190,36 @@ TEST("gemv Q4_0") { check_gemv_format<g_q4_0>(); }
 TEST("gemv Q8_0") { check_gemv_format<g_q8_0>(); }
 TEST("gemv Q4_K") { check_gemv_format<g_q4_k>(); }
 TEST("gemv Q6_K") { check_gemv_format<g_q6_k>(); }
+TEST("gemv spqr-2bit-g16") { check_gemv_format<spqr2>(); }
+TEST("gemv spqr-3bit-g16") { check_gemv_format<spqr3>(); }
+TEST("gemv spqr-4bit-g16") { check_gemv_format<spqr4>(); }
 
-// Rows too long to stage x in shared memory (> 24K columns) take the split kernel.
+// SpQR: the other batch-1 paths (one warp per row, several rows per warp, long rows through the
+// split kernel with 32-bit column indices past 65536 columns) and small batches.
+TEST("spqr-3bit-g16 other launches and batches") {
+    using edgeq::kernel::cuda::launch_staged_rows;
+    using edgeq::kernel::cuda::launch_team_rows;
+    using edgeq::kernel::cuda::make_adaptor;
+    using W = spqr_view<spqr3>;
+    check_case<spqr3, float, float>("spqr staged R1", 75, 1024, 1, [](const W& w, const float* x, float* y) {
+        launch_staged_rows<16, 1, 1>(make_adaptor(w), x, y, 0);
+    });
+    check_case<spqr3, __half, float>("spqr staged R3 U2", 129, 1536, 1, [](const W& w, const __half* x, float* y) {
+        launch_staged_rows<8, 3, 2>(make_adaptor(w), x, y, 0);
+    });
+    check_case<spqr3, float, __half>("spqr team S4 R2", 131, 2560, 1, [](const W& w, const float* x, __half* y) {
+        launch_team_rows<8, 4, 2, 1>(make_adaptor(w), x, y, 0);
+    });
+    check_case<spqr3, float, float>("spqr long rows", 3, 65568, 1, [](const W& w, const float* x, float* y) {
+        edgeq::cuda::gemv(w, x, y);
+    });
+    for (const std::size_t n : {std::size_t(3), std::size_t(23)})
+        check_case<spqr3, __half, __half>("spqr gemm", 75, 512, n, [n](const W& w, const __half* x, __half* y) {
+            edgeq::cuda::gemm(w, x, y, n);
+        });
+}
+
+// Rows too long to stage x in shared memory (> 23.5K columns) take the split kernel.
 TEST("gemv long rows (split kernel)") {
     check_case<int4_g128, float, float>("gemv f32", 5, 25600, 1, [](const qview<int4_g128>& w, const float* x, float* y) {
         edgeq::cuda::gemv(w, x, y);
@@ -176,6 +237,9 @@ void check_staged_shapes() {
     using edgeq::kernel::cuda::launch_staged_auto;
     using edgeq::kernel::cuda::launch_staged_rows;
     using edgeq::kernel::cuda::make_adaptor;
+    check_case<F, __half, __half>("staged R1", 75, 1024, 1, [](const qview<F>& w, const __half* x, __half* y) {
+        launch_staged_rows<16, 1, 1>(make_adaptor(w), x, y, 0);
+    });
     check_case<F, float, float>("staged R3", 129, 1536, 1, [](const qview<F>& w, const float* x, float* y) {
         launch_staged_rows<8, 3, 1, false>(make_adaptor(w), x, y, 0);
     });
@@ -187,6 +251,16 @@ void check_staged_shapes() {
     });
     check_case<F, float, float>("staged auto U2", 131, 2560, 1, [](const qview<F>& w, const float* x, float* y) {
         launch_staged_auto<8, 2>(make_adaptor(w), x, y, 0);
+    });
+    // Teams of warps per row: S = 4 with partial tiles and a grid-stride over tiles; S = 2 picked.
+    check_case<F, __half, float>("team W8 S4 R3", 131, 1536, 1, [](const qview<F>& w, const __half* x, float* y) {
+        edgeq::kernel::cuda::launch_team_rows<8, 4, 3, 1>(make_adaptor(w), x, y, 0);
+    });
+    check_case<F, float, __half>("team auto W16 S2 U2", 129, 2560, 1, [](const qview<F>& w, const float* x, __half* y) {
+        edgeq::kernel::cuda::launch_team_auto<16, 2, 2>(make_adaptor(w), x, y, 0);
+    });
+    check_case<F, __half, float>("gemv long rows in one wave", 67, 8192, 1, [](const qview<F>& w, const __half* x, float* y) {
+        edgeq::cuda::gemv(w, x, y);
     });
     check_case<F, float, float>("gemv tall", 40000, 256, 1, [](const qview<F>& w, const float* x, float* y) {
         edgeq::cuda::gemv(w, x, y);

@@ -131,7 +131,18 @@ __device__ __forceinline__ float combine(const __half2 (&v)[16], const __half2 (
         for (int i = 1; i < 4; ++i) acc[g] = __hfma2(v[4 * g + i], x[4 * g + i], acc[g]);
     }
     float r;
-    if (A::groups == 4) {
+    if (A::groups == 2) {  // a scale per 16 weights (SpQR): runs 0-1 and 2-3
+        float t0, t1;
+        if (A::fp32_runs) {
+            t0 = __low2float(acc[0]) + __high2float(acc[0]) + (__low2float(acc[1]) + __high2float(acc[1]));
+            t1 = __low2float(acc[2]) + __high2float(acc[2]) + (__low2float(acc[3]) + __high2float(acc[3]));
+        } else {
+            const __half2 h0 = __hadd2(acc[0], acc[1]), h1 = __hadd2(acc[2], acc[3]);
+            t0 = __low2float(h0) + __high2float(h0);
+            t1 = __low2float(h1) + __high2float(h1);
+        }
+        r = fmaf(s[0], t0, s[1 % A::groups] * t1);
+    } else if (A::groups == 4) {
         r = 0.0f;
 #pragma unroll
         for (int g = 0; g < 4; ++g) r = fmaf(s[g % A::groups], __low2float(acc[g]) + __high2float(acc[g]), r);
@@ -157,6 +168,21 @@ __device__ __forceinline__ void store_y<float>(float* p, float v) {
 template <>
 __device__ __forceinline__ void store_y<__half>(__half* p, float v) {
     *p = __float2half_rn(v);
+}
+
+// A per-row term beyond the units (SpQR's sparse outliers, A::row_extra): thread t of the nt
+// that share a row adds a.row_extra_part(r, t, nt, x), in the units of x (not pre-scaled).
+template <class A, class XT>
+__device__ __forceinline__ float row_extra(const A& a, std::size_t r, unsigned t, unsigned nt, const XT* x, std::true_type) {
+    return a.row_extra_part(r, t, nt, x) * (1.0f / float(1 << A::x_shift));
+}
+template <class A, class XT>
+__device__ __forceinline__ float row_extra(const A&, std::size_t, unsigned, unsigned, const XT*, std::false_type) {
+    return 0.0f;
+}
+template <class A, class XT>
+__device__ __forceinline__ float row_extra(const A& a, std::size_t r, unsigned t, unsigned nt, const XT* x) {
+    return row_extra(a, r, t, nt, x, std::integral_constant<bool, A::row_extra>{});
 }
 
 template <class A>
@@ -201,6 +227,10 @@ __global__ void __launch_bounds__(Warps * 32)
             for (int i = 0; i < R; ++i) acc[i][t] += combine<A>(v[i], xv, s[i], m[i], xsum);
         }
     }
+#pragma unroll
+    for (int i = 0; i < R; ++i)
+#pragma unroll
+        for (int t = 0; t < NT; ++t) acc[i][t] += row_extra(a, row[i], threadIdx.x, Warps * 32, x + std::size_t(t) * a.cols);
 
     const unsigned lane = threadIdx.x % 32u, warp = threadIdx.x / 32u;
 #pragma unroll
@@ -363,27 +393,30 @@ template <class A>
 std::size_t staged_bytes(const A& a) {
     return a.cols * 2 + (A::needs_xsum ? a.units * 4 : 0);
 }
-constexpr std::size_t staged_limit = 48 * 1024;  // without opting in; all of it on sm_53
+// Dynamic shared memory for the staged x: 48 KB per block without opting in (all of it on
+// sm_53) holds static and dynamic shared memory together, so 2 KB are left for the kernels'
+// own arrays (NF4's 1 KB code table, the team kernel's partial sums).
+constexpr std::size_t staged_limit = 46 * 1024;
 
 // One step of a lane: U units (u0, u0 + 32, ...) of R rows.
-template <class A, int U, int R>
+template <class A, int U, int R, int Stride = 32>
 __device__ __forceinline__ void load_step(const A& a, const std::size_t (&row)[R], std::size_t u0,
                                           typename A::raw (&raw)[U][R]) {
 #pragma unroll
     for (int j = 0; j < U; ++j) {
-        const std::size_t u = u0 + 32 * std::size_t(j);
+        const std::size_t u = u0 + Stride * std::size_t(j);
         if (u < a.units) {
 #pragma unroll
             for (int i = 0; i < R; ++i) a.load(row[i], u, raw[j][i]);
         }
     }
 }
-template <class A, int U, int R>
+template <class A, int U, int R, int Stride = 32>
 __device__ __forceinline__ void compute_step(const A& a, const __half2* xs, const float* xsums, const __half2* table,
                                              std::size_t u0, const typename A::raw (&raw)[U][R], float (&acc)[R]) {
 #pragma unroll
     for (int j = 0; j < U; ++j) {
-        const std::size_t u = u0 + 32 * std::size_t(j);
+        const std::size_t u = u0 + Stride * std::size_t(j);
         if (u < a.units) {
             __half2 xv[16];
             load_staged_x(a, xs, u, xv);
@@ -434,10 +467,69 @@ __global__ void __launch_bounds__(Warps * 32, MinBlocks)
         }
 #pragma unroll
         for (int i = 0; i < R; ++i) {
-            float v = acc[i];
+            float v = acc[i] + row_extra(a, row[i], lane, 32u, x);
 #pragma unroll
             for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
             if (lane == unsigned(i) && r0 + std::size_t(i) < a.rows) store_y(y + r0 + std::size_t(i), v * unscale);
+        }
+    }
+}
+
+// Batch 1, staged, each row's units shared by a team of S warps: a block of Warps warps is
+// Warps / S teams and takes a tile of Warps / S * R rows, R per team; thread s * 32 + lane of a
+// team takes units s * 32 + lane, + 32 S, ... So a row has S times the loads in flight of
+// gemv_staged_kernel (whose warps read whole rows) with the same registers per thread, and the
+// work is dealt out in finer pieces. One wave of resident blocks strides over the tiles (the
+// loop is uniform per block); the S partial sums of a row meet in shared memory, double
+// buffered so that one barrier per tile suffices (a tile's readers finish before any thread
+// passes the next tile's barrier, and only then is the buffer written again).
+template <class A, class XT, class YT, int Warps, int S, int R, int U>
+__global__ void __launch_bounds__(Warps * 32)
+    gemv_team_kernel(const A a, const XT* __restrict__ x, YT* __restrict__ y) {
+    static_assert(Warps % S == 0, "gemv_team_kernel: Warps must be a multiple of the team size S");
+    constexpr int tile = Warps / S * R;
+    constexpr int step = 32 * S;
+    extern __shared__ uint4 staged[];
+    __half2* xs = reinterpret_cast<__half2*>(staged);
+    float* xsums = reinterpret_cast<float*>(xs + a.cols / 2);
+    __shared__ __half2 table[table_storage<A>::size];
+    __shared__ float partial[2][Warps][R];
+    if (A::table_size > 0)
+        for (int i = int(threadIdx.x); i < A::table_size; i += Warps * 32) table[i] = A::table_entry(i);
+    stage_x(a, x, xs, xsums);
+    __syncthreads();
+
+    const unsigned lane = threadIdx.x % 32u, warp = threadIdx.x / 32u;
+    const unsigned team = warp / S, t = (warp % S) * 32u + lane;
+    constexpr float unscale = float(1 << A::x_shift);
+    int buf = 0;
+    for (std::size_t base = std::size_t(blockIdx.x) * tile; base < a.rows; base += std::size_t(gridDim.x) * tile, buf ^= 1) {
+        const std::size_t r0 = base + std::size_t(team) * R;
+        std::size_t row[R];
+#pragma unroll
+        for (int i = 0; i < R; ++i) row[i] = r0 + std::size_t(i) < a.rows ? r0 + std::size_t(i) : a.rows - 1;
+        float acc[R];
+#pragma unroll
+        for (int i = 0; i < R; ++i) acc[i] = 0.0f;
+        for (std::size_t u0 = t; u0 < a.units; u0 += std::size_t(step) * U) {
+            typename A::raw raw[U][R];
+            load_step<A, U, R, step>(a, row, u0, raw);
+            compute_step<A, U, R, step>(a, xs, xsums, table, u0, raw, acc);
+        }
+#pragma unroll
+        for (int i = 0; i < R; ++i) {
+            float v = acc[i] + row_extra(a, row[i], t, unsigned(step), x);
+#pragma unroll
+            for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+            if (lane == 0) partial[buf][warp][i] = v;
+        }
+        __syncthreads();
+        if (threadIdx.x < unsigned(tile) && base + threadIdx.x < a.rows) {
+            const unsigned tm = threadIdx.x / unsigned(R), i = threadIdx.x % unsigned(R);
+            float v = 0.0f;
+#pragma unroll
+            for (int s = 0; s < S; ++s) v += partial[buf][tm * S + unsigned(s)][i];
+            store_y(y + base + threadIdx.x, v * unscale);
         }
     }
 }
@@ -509,7 +601,7 @@ __global__ void __launch_bounds__(Warps * 32)
     const unsigned lane = threadIdx.x % 32u, warp = threadIdx.x / 32u;
 #pragma unroll
     for (int i = 0; i < R; ++i) {
-        float v = acc[i];
+        float v = acc[i] + row_extra(a, row[i], threadIdx.x, step, x);
 #pragma unroll
         for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
         if (lane == 0) partial[warp][i] = v;
@@ -592,6 +684,64 @@ void launch_staged_auto(const A& a, const XT* x, YT* y, cudaStream_t stream) {
         launch_staged_rows<Warps, 4, U>(a, x, y, stream);
 }
 
+// Blocks of `kernel` (threads each, smem bytes of dynamic shared memory) resident at once on
+// the current device, cached per kernel, device and shared memory like resident_blocks.
+template <class K>
+std::size_t resident_of(K kernel, int threads, std::size_t smem) {
+    struct entry {
+        K k;
+        int dev, n;
+        std::size_t smem;
+    };
+    constexpr int slots = 16;
+    static entry cache[slots] = {};
+    static int next = 0;
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) dev = 0;
+    for (const entry& e : cache)
+        if (e.n > 0 && e.k == kernel && e.dev == dev && e.smem == smem) return std::size_t(e.n);
+    int sms = 0, per_sm = 0;
+    if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem) != cudaSuccess)
+        throw error("cuda::gemv: the occupancy query failed");
+    const int n = sms * (per_sm > 0 ? per_sm : 1);
+    cache[next] = entry{kernel, dev, n, smem};
+    next = (next + 1) % slots;
+    return std::size_t(n);
+}
+
+template <int Warps, int S, int R, int U, class A, class XT, class YT>
+std::size_t team_resident(const A& a) {
+    return resident_of(gemv_team_kernel<A, XT, YT, Warps, S, R, U>, Warps * 32, staged_bytes(a));
+}
+
+// gemv_team_kernel with R rows per team, one wave of resident blocks striding over the tiles.
+template <int Warps, int S, int R, int U, class A, class XT, class YT>
+void launch_team_rows(const A& a, const XT* x, YT* y, cudaStream_t stream) {
+    constexpr std::size_t tile = Warps / S * R;
+    std::size_t blocks = (a.rows + tile - 1) / tile;
+    const std::size_t resident = team_resident<Warps, S, R, U, A, XT, YT>(a);
+    if (blocks > resident) blocks = resident;
+    gemv_team_kernel<A, XT, YT, Warps, S, R, U><<<unsigned(blocks), Warps * 32, staged_bytes(a), stream>>>(a, x, y);
+    const cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) throw error(std::string("cuda::gemv: kernel launch failed: ") + cudaGetErrorString(e));
+}
+
+// The fewest rows per team (1..4) whose tiles all fit in one wave of resident blocks (as
+// launch_staged_auto: no block takes a second tile while others idle); beyond, R = 4 and stride.
+template <int Warps, int S, int U, class A, class XT, class YT>
+void launch_team_auto(const A& a, const XT* x, YT* y, cudaStream_t stream) {
+    const auto fits = [&](std::size_t r, std::size_t resident) { return (a.rows + Warps / S * r - 1) / (Warps / S * r) <= resident; };
+    if (fits(1, team_resident<Warps, S, 1, U, A, XT, YT>(a)))
+        launch_team_rows<Warps, S, 1, U>(a, x, y, stream);
+    else if (fits(2, team_resident<Warps, S, 2, U, A, XT, YT>(a)))
+        launch_team_rows<Warps, S, 2, U>(a, x, y, stream);
+    else if (fits(3, team_resident<Warps, S, 3, U, A, XT, YT>(a)))
+        launch_team_rows<Warps, S, 3, U>(a, x, y, stream);
+    else
+        launch_team_rows<Warps, S, 4, U>(a, x, y, stream);
+}
+
 // Launch shapes. The backend tag's SM picks one (gemv_config<SM>); 0 is the untagged default.
 template <int SM>
 struct gemv_config {
@@ -606,6 +756,14 @@ struct gemv_config {
     static constexpr int staged_warps = 16, staged_rows = 2, staged_unroll = 1;
     static constexpr int auto_warps = 8;
     static constexpr int split_warps = 4, split_rows = 8, split_unroll = 1;
+    // Teams of warps per row (gemv_team_kernel, launch_team_auto, blocks of 16 warps; measured
+    // per shape, docs/cuda.md): 2 warps per row for every format when the rows fill at most a
+    // quarter of one wave of one-warp rows (2048 x 5632: a row per warp leaves most warp slots
+    // empty); otherwise as the adaptor's team_mode allows: >= 1, 4 warps per row when the rows
+    // fit one wave and have at least team_long_units units (4096 x 11008); >= 2, 2 warps per row
+    // when they do not fit one wave (11008 x 4096); 3, 2 warps per row for the other rows that
+    // fit one wave too.
+    static constexpr std::size_t team_long_units = 256;
 };
 
 template <int Warps, int R, int NT, class A, class XT, class YT>
@@ -633,7 +791,13 @@ void launch_gemv1(const A& a, const XT* x, YT* y, cudaStream_t stream) {
         launch_rows<Config::warps, Config::rows, 1>(a, x, y, stream);
     else if (staged_bytes(a) <= staged_limit) {
         constexpr int W = Config::staged_warps, U = Config::staged_unroll;
-        if (a.rows <= W * resident_blocks<A, XT, YT, W, 1, U, 1>(staged_bytes(a)))
+        const std::size_t wave = W * resident_blocks<A, XT, YT, W, 1, U, 1>(staged_bytes(a));
+        const bool one_wave = a.rows <= wave;
+        if (A::team_mode >= 1 && one_wave && a.units >= Config::team_long_units)
+            launch_team_auto<16, 4, U>(a, x, y, stream);
+        else if ((one_wave && (4 * a.rows <= wave || A::team_mode >= 3)) || (A::team_mode >= 2 && !one_wave))
+            launch_team_auto<16, 2, U>(a, x, y, stream);
+        else if (one_wave)
             launch_staged_rows<W, 1, U>(a, x, y, stream);  // a row per warp, one wave
         else if (A::auto_rows)
             launch_staged_auto<Config::auto_warps, U>(a, x, y, stream);

@@ -40,6 +40,8 @@ struct ggml_adaptor_base {
     // Batch 1: 2 rows per warp; their 2-byte aligned blocks (several scalar loads per unit)
     // measured slower with the per-matrix choice of launch_staged_auto.
     static constexpr bool auto_rows = false;
+    static constexpr bool row_extra = false;
+    static constexpr int team_mode = 0;  // teams of warps per row: only on small matrices (gemv_config)
     __device__ static __half2 table_entry(int) { return __half2(); }
     __device__ const std::uint8_t* block(std::size_t r, std::size_t b) const {
         return reinterpret_cast<const std::uint8_t*>(w.row_blocks(r) + b);
