@@ -378,26 +378,198 @@ __device__ __forceinline__ void load_step(const A& a, const std::size_t (&row)[R
         }
     }
 }
+// --- batch 1, staged: the activations split so that the half sums are exact ------------------
+//
+// Rounding x to half and summing runs of half products cost ~1e-3 relative error of a small
+// model's logits (TinyStories-656K), most of it in the half sums (every FMA rounds the running
+// sum to 11 bits). So each unit's 32 activations are staged as x = hi + lo: hi on the grid of
+// step = 2^e >= max|x_unit| / H, lo = x - hi (|lo| <= step / 2) rounded to half. With integer
+// codes, H = 8 (runs of 16 products, |code| <= 16) or 4 (fp32 runs of 4, |code| <= 128) keeps
+// every partial sum of code * hi an integer multiple of step below 2048 steps: exact in half.
+// Only lo's sums round, relative to lo (1/16 or 1/8 of x). Both are staged times 2^-4 / step,
+// and each unit's result is scaled back by step * 2^4 in fp32 (so |x| has no overflow limit
+// either). Cost: a second run of 16 half2 FMAs and four 16-byte shared loads per unit.
+// Code-book formats (NF4: products of 11-bit table values are not exact) take fp32 instead:
+// x staged as fp32, the table as float2, 32 fp32 FMAs per unit (as many issue slots on sm_53).
+
+template <class A>
+struct codebook : std::integral_constant<bool, (A::table_size > 0)> {};
+
+template <class A>
+struct exact_steps : std::integral_constant<int, A::fp32_runs ? 4 : 8> {};
+
+template <class A>
+std::size_t staged_exact_bytes(const A& a) {
+    // integer codes: hi and lo (2 x 2 bytes a column), a scale per unit; code-book: fp32 x
+    return a.cols * 4 + (codebook<A>::value ? 0 : a.units * 4) + (A::needs_xsum ? a.units * 4 : 0);
+}
+
+__device__ __forceinline__ void load_f8(const float* p, float* v) {
+    const float4 a = __ldg(reinterpret_cast<const float4*>(p)), b = __ldg(reinterpret_cast<const float4*>(p) + 1);
+    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+}
+__device__ __forceinline__ void load_f8(const __half* p, float* v) {
+    const uint4 u = __ldg(reinterpret_cast<const uint4*>(p));
+    const std::uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const float2 f = __half22float2(as_half2(w[i]));
+        v[2 * i] = f.x, v[2 * i + 1] = f.y;
+    }
+}
+
+// Columns of staged chunk m (0..3) of a unit, as (first, second) of its 4 half2: runs of 8 in
+// column order, or nibble pair order (columns 4m + {0,2}, {1,3}, 16 + {0,2}, 16 + {1,3}).
+template <class A>
+__device__ __forceinline__ int chunk_column(int m, int j, int half_of_pair) {
+    return A::staged_order ? 4 * m + (j & 2 ? 16 : 0) + (j & 1) + 2 * half_of_pair : 8 * m + 2 * j + half_of_pair;
+}
+
+// Thread stages whole units: hi and lo chunks (swizzled as staged_chunk says), the unit's scale
+// back (step * 2^4) and, for k-quants, its activation sum in the staged scale.
+template <class A, class XT>
+__device__ __forceinline__ void stage_exact(const A& a, const XT* x, uint4* hi, uint4* lo, float* unscale, float* xsums,
+                                            std::false_type) {
+    for (std::size_t u = threadIdx.x; u < a.units; u += blockDim.x) {
+        float v[32];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) load_f8(x + a.x_run(u, i), v + 8 * i);
+        float mx = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 32; ++i) mx = fmaxf(mx, fabsf(v[i]));
+        int e = 0;
+        frexpf(mx / float(exact_steps<A>::value), &e);  // mx / H < 2^e
+        e = e < -100 ? -100 : e > 100 ? 100 : e;        // zero, denormal or huge units stay finite
+        const float step = ldexpf(1.0f, e), inv_step = ldexpf(1.0f, -e), k = ldexpf(1.0f, -4 - e);
+        float sum = 0.0f;
+#pragma unroll
+        for (int m = 0; m < 4; ++m) {
+            std::uint32_t h[4], l[4];
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                // A::staged_order formats read x_run(u, i) = 32u + 8i, as chunk_column assumes.
+                const float x0 = v[chunk_column<A>(m, j, 0)], x1 = v[chunk_column<A>(m, j, 1)];
+                const float n0 = rintf(x0 * inv_step), n1 = rintf(x1 * inv_step);  // |n| <= H
+                h[j] = h2_bits(__floats2half2_rn(n0 * 0.0625f, n1 * 0.0625f));
+                l[j] = h2_bits(__floats2half2_rn(fmaf(-n0, step, x0) * k, fmaf(-n1, step, x1) * k));  // exact differences
+                sum += (x0 + x1) * k;
+            }
+            const std::size_t c = staged_chunk(A::staged_order ? 4 * u + std::size_t(m) : a.x_run(u, m) / 8);
+            hi[c] = make_uint4(h[0], h[1], h[2], h[3]);
+            lo[c] = make_uint4(l[0], l[1], l[2], l[3]);
+        }
+        unscale[u] = ldexpf(1.0f, 4 + e);
+        if (A::needs_xsum) xsums[u] = sum;
+    }
+}
+// Code-book formats: x as fp32, chunk k (4 columns) of unit u at 8u + (k ^ (u % 8)) so that
+// lanes reading consecutive units hit different banks.
+template <class A, class XT>
+__device__ __forceinline__ void stage_exact(const A& a, const XT* x, uint4* xf, uint4*, float*, float* xsums, std::true_type) {
+    for (std::size_t u = threadIdx.x; u < a.units; u += blockDim.x) {
+        float sum = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            float v[8];
+            load_f8(x + a.x_run(u, i), v);
+            const std::size_t k0 = 2 * std::size_t(i);
+            xf[8 * u + (k0 ^ (u & 7))] = make_uint4(__float_as_uint(v[0]), __float_as_uint(v[1]), __float_as_uint(v[2]), __float_as_uint(v[3]));
+            xf[8 * u + ((k0 + 1) ^ (u & 7))] = make_uint4(__float_as_uint(v[4]), __float_as_uint(v[5]), __float_as_uint(v[6]), __float_as_uint(v[7]));
+            sum += ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+        }
+        if (A::needs_xsum) xsums[u] = sum;
+    }
+}
+
+// The shared-memory layout of staged_exact_bytes.
+struct staged_exact {
+    uint4 *hi, *lo;
+    float *unscale, *xsums;
+    template <class A>
+    __device__ staged_exact(uint4* base, const A& a, std::false_type) {
+        hi = base, lo = base + a.cols / 8;
+        unscale = reinterpret_cast<float*>(lo + a.cols / 8);
+        xsums = unscale + a.units;
+    }
+    template <class A>
+    __device__ staged_exact(uint4* base, const A& a, std::true_type) {
+        hi = base, lo = nullptr, unscale = nullptr;
+        xsums = reinterpret_cast<float*>(base + a.cols / 4);
+    }
+};
+
+template <class A>
+__device__ __forceinline__ float unit_sum(const A& a, const staged_exact& sx, const __half2* table, const float2*,
+                                          std::size_t u, const typename A::raw& raw, const __half2 (&xh)[16],
+                                          const __half2 (&xl)[16], std::false_type) {
+    __half2 v[16];
+    float s[A::groups], m;
+    decode_staged(a, raw, table, v, s, m);
+    const float xsum = A::needs_xsum ? sx.xsums[u] : 0.0f;
+    return (combine<A>(v, xh, s, m, xsum) + combine<A>(v, xl, s, 0.0f, 0.0f)) * sx.unscale[u];
+}
+template <class A>
+__device__ __forceinline__ float unit_sum(const A& a, const staged_exact& sx, const __half2*, const float2* table_f,
+                                          std::size_t u, const typename A::raw& raw, const __half2 (&)[16],
+                                          const __half2 (&)[16], std::true_type) {
+    float2 v[16];
+    float s[A::groups], m;
+    a.decode_f32(raw, table_f, v, s, m);
+    const float4* xf = reinterpret_cast<const float4*>(sx.hi) + 8 * u;
+    float t[A::groups];
+#pragma unroll
+    for (int g = 0; g < A::groups; ++g) t[g] = 0.0f;
+#pragma unroll
+    for (int k = 0; k < 8; ++k) {
+        const float4 q = xf[std::size_t(k) ^ (u & 7)];
+        float& acc = t[(k / 2) % A::groups];
+        acc = fmaf(v[2 * k].x, q.x, acc);
+        acc = fmaf(v[2 * k].y, q.y, acc);
+        acc = fmaf(v[2 * k + 1].x, q.z, acc);
+        acc = fmaf(v[2 * k + 1].y, q.w, acc);
+    }
+    float r = 0.0f;
+#pragma unroll
+    for (int g = 0; g < A::groups; ++g) r = fmaf(s[g], t[g], r);
+    if (A::needs_xsum) r = fmaf(-m, sx.xsums[u], r);
+    return r;
+}
+
+template <class A>
+__device__ __forceinline__ void load_staged_pair(const A& a, const staged_exact& sx, std::size_t u, __half2 (&xh)[16],
+                                                 __half2 (&xl)[16], std::false_type) {
+    load_staged_x(a, reinterpret_cast<const __half2*>(sx.hi), u, xh);
+    load_staged_x(a, reinterpret_cast<const __half2*>(sx.lo), u, xl);
+}
+template <class A>
+__device__ __forceinline__ void load_staged_pair(const A&, const staged_exact&, std::size_t, __half2 (&)[16], __half2 (&)[16],
+                                                 std::true_type) {}
+
 template <class A, int U, int R>
-__device__ __forceinline__ void compute_step(const A& a, const __half2* xs, const float* xsums, const __half2* table,
+__device__ __forceinline__ void compute_step(const A& a, const staged_exact& sx, const __half2* table, const float2* table_f,
                                              std::size_t u0, const typename A::raw (&raw)[U][R], float (&acc)[R]) {
 #pragma unroll
     for (int j = 0; j < U; ++j) {
         const std::size_t u = u0 + 32 * std::size_t(j);
         if (u < a.units) {
-            __half2 xv[16];
-            load_staged_x(a, xs, u, xv);
-            const float xsum = A::needs_xsum ? xsums[u] : 0.0f;
+            __half2 xh[16], xl[16];
+            load_staged_pair(a, sx, u, xh, xl, codebook<A>{});
 #pragma unroll
-            for (int i = 0; i < R; ++i) {
-                __half2 v[16];
-                float s[A::groups], m;
-                decode_staged(a, raw[j][i], table, v, s, m);
-                acc[i] += combine<A>(v, xv, s, m, xsum);
-            }
+            for (int i = 0; i < R; ++i) acc[i] += unit_sum(a, sx, table, table_f, u, raw[j][i], xh, xl, codebook<A>{});
         }
     }
 }
+
+template <class A>
+struct table_f32_storage {
+    static constexpr int size = codebook<A>::value ? A::table_size : 1;
+};
+template <class A>
+__device__ __forceinline__ void fill_table_f32(float2* t, std::true_type) {
+    for (int i = int(threadIdx.x); i < A::table_size; i += int(blockDim.x)) t[i] = A::table_entry_f32(i);
+}
+template <class A>
+__device__ __forceinline__ void fill_table_f32(float2*, std::false_type) {}
 
 // Warps take groups of R rows: group g = blockIdx.x * Warps + warp, then g + gridDim.x * Warps...
 // The launch (launch_staged_rows) makes the grid only as large as what is resident at once, so x
@@ -408,16 +580,16 @@ template <class A, class XT, class YT, int Warps, int R, int U, int MinBlocks>
 __global__ void __launch_bounds__(Warps * 32, MinBlocks)
     gemv_staged_kernel(const A a, const XT* __restrict__ x, YT* __restrict__ y) {
     extern __shared__ uint4 staged[];
-    __half2* xs = reinterpret_cast<__half2*>(staged);
-    float* xsums = reinterpret_cast<float*>(xs + a.cols / 2);
-    __shared__ __half2 table[table_storage<A>::size];
-    if (A::table_size > 0)
+    const staged_exact sx(staged, a, codebook<A>{});
+    __shared__ __half2 table[codebook<A>::value ? 1 : table_storage<A>::size];
+    __shared__ float2 table_f[table_f32_storage<A>::size];
+    if (A::table_size > 0 && !codebook<A>::value)
         for (int i = int(threadIdx.x); i < A::table_size; i += Warps * 32) table[i] = A::table_entry(i);
-    stage_x(a, x, xs, xsums);
+    fill_table_f32<A>(table_f, codebook<A>{});
+    stage_exact(a, x, sx.hi, sx.lo, sx.unscale, sx.xsums, codebook<A>{});
     __syncthreads();
 
     const unsigned lane = threadIdx.x % 32u;
-    constexpr float unscale = float(1 << A::x_shift);
     for (std::size_t r0 = (std::size_t(blockIdx.x) * Warps + threadIdx.x / 32u) * R; r0 < a.rows;
          r0 += std::size_t(gridDim.x) * Warps * R) {
         std::size_t row[R];
@@ -430,14 +602,14 @@ __global__ void __launch_bounds__(Warps * 32, MinBlocks)
         for (std::size_t u0 = lane; u0 < a.units; u0 += 32 * U) {
             typename A::raw raw[U][R];
             load_step<A, U, R>(a, row, u0, raw);
-            compute_step<A, U, R>(a, xs, xsums, table, u0, raw, acc);
+            compute_step<A, U, R>(a, sx, table, table_f, u0, raw, acc);
         }
 #pragma unroll
         for (int i = 0; i < R; ++i) {
             float v = acc[i];
 #pragma unroll
             for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
-            if (lane == unsigned(i) && r0 + std::size_t(i) < a.rows) store_y(y + r0 + std::size_t(i), v * unscale);
+            if (lane == unsigned(i) && r0 + std::size_t(i) < a.rows) store_y(y + r0 + std::size_t(i), v);
         }
     }
 }
@@ -564,7 +736,7 @@ std::size_t resident_blocks(std::size_t smem) {
 template <int Warps, int R, int U, bool Persist = true, int MinBlocks = 1, class A, class XT, class YT>
 void launch_staged_rows(const A& a, const XT* x, YT* y, cudaStream_t stream) {
     std::size_t blocks = (a.rows + Warps * R - 1) / (Warps * R);
-    const std::size_t smem = staged_bytes(a);
+    const std::size_t smem = staged_exact_bytes(a);
     if (Persist) {
         const std::size_t resident = resident_blocks<A, XT, YT, Warps, R, U, MinBlocks>(smem);
         if (blocks > resident) blocks = resident;
@@ -580,7 +752,7 @@ void launch_staged_rows(const A& a, const XT* x, YT* y, cudaStream_t stream) {
 // beyond 4 rows per warp, R = 4 and the warps stride.
 template <int Warps, int U, class A, class XT, class YT>
 void launch_staged_auto(const A& a, const XT* x, YT* y, cudaStream_t stream) {
-    const std::size_t smem = staged_bytes(a);
+    const std::size_t smem = staged_exact_bytes(a);
     const auto fits = [&](std::size_t r, std::size_t resident) { return (a.rows + r - 1) / r <= resident * Warps; };
     if (fits(1, resident_blocks<A, XT, YT, Warps, 1, U, 1>(smem)))
         launch_staged_rows<Warps, 1, U>(a, x, y, stream);
@@ -631,9 +803,9 @@ void launch_gemv1(const A& a, const XT* x, YT* y, cudaStream_t stream) {
     // Q6_K (units gather four runs of 8 columns) streams fastest from the block kernel.
     if (!A::contiguous)
         launch_rows<Config::warps, Config::rows, 1>(a, x, y, stream);
-    else if (staged_bytes(a) <= staged_limit) {
+    else if (staged_exact_bytes(a) <= staged_limit) {
         constexpr int W = Config::staged_warps, U = Config::staged_unroll;
-        if (a.rows <= W * resident_blocks<A, XT, YT, W, 1, U, 1>(staged_bytes(a)))
+        if (a.rows <= W * resident_blocks<A, XT, YT, W, 1, U, 1>(staged_exact_bytes(a)))
             launch_staged_rows<W, 1, U>(a, x, y, stream);  // a row per warp, one wave
         else if (A::auto_rows)
             launch_staged_auto<Config::auto_warps, U>(a, x, y, stream);

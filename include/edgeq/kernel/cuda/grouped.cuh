@@ -75,6 +75,8 @@ struct grouped_adaptor {
     __device__ static __half2 table_entry(int i) {
         return __floats2half2_rn(F::code_value(i & 15), F::code_value(i >> 4));
     }
+    // Batch 1 (gemv_core.cuh, staged): the code book in fp32, for fp32 products.
+    __device__ static float2 table_entry_f32(int i) { return make_float2(F::code_value(i & 15), F::code_value(i >> 4)); }
     __device__ std::size_t x_run(std::size_t u, int i) const { return 32 * u + 8 * std::size_t(i); }
 
     __device__ void load(std::size_t r, std::size_t u, raw& out) const {
@@ -95,6 +97,18 @@ struct grouped_adaptor {
         s[0] = in.scale;
         m = 0.0f;
         nibbles_paired(in.words, float(in.zero), v);
+    }
+
+    // Code-book formats: v[j] = the fp32 values of columns 2j, 2j + 1 (the pairs of decode).
+    __device__ void decode_f32(const raw& in, const float2* table, float2 (&v)[16], float (&s)[1], float& m) const {
+        s[0] = in.scale;
+        m = 0.0f;
+#pragma unroll
+        for (int t = 0; t < 8; ++t) {
+            const std::uint32_t c = codes4<bits>(in.words, t);
+            v[2 * t] = table[(c | (c >> 4)) & 0xffu];
+            v[2 * t + 1] = table[((c >> 16) | (c >> 20)) & 0xffu];
+        }
     }
 
    private:
