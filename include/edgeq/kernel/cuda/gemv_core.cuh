@@ -418,66 +418,102 @@ __device__ __forceinline__ void load_f8(const __half* p, float* v) {
     }
 }
 
-// Columns of staged chunk m (0..3) of a unit, as (first, second) of its 4 half2: runs of 8 in
-// column order, or nibble pair order (columns 4m + {0,2}, {1,3}, 16 + {0,2}, 16 + {1,3}).
+// The 8 activations of staged chunk m (0..3) of unit u, in the order of its 4 half2: runs of 8
+// in column order (x_run), or nibble pair order (columns 32u + 4m + {0, 2}, {1, 3},
+// 16 + {0, 2}, 16 + {1, 3}; A::staged_order formats have x_run(u, i) = 32u + 8i).
 template <class A>
-__device__ __forceinline__ int chunk_column(int m, int j, int half_of_pair) {
-    return A::staged_order ? 4 * m + (j & 2 ? 16 : 0) + (j & 1) + 2 * half_of_pair : 8 * m + 2 * j + half_of_pair;
+__device__ __forceinline__ void load_chunk8(const A& a, const float* x, std::size_t u, int m, float (&v)[8]) {
+    if (A::staged_order) {
+        const float4 p = __ldg(reinterpret_cast<const float4*>(x + 32 * u + 4 * std::size_t(m)));
+        const float4 q = __ldg(reinterpret_cast<const float4*>(x + 32 * u + 16 + 4 * std::size_t(m)));
+        v[0] = p.x, v[1] = p.z, v[2] = p.y, v[3] = p.w, v[4] = q.x, v[5] = q.z, v[6] = q.y, v[7] = q.w;
+    } else {
+        load_f8(x + a.x_run(u, m), v);
+    }
+}
+template <class A>
+__device__ __forceinline__ void load_chunk8(const A& a, const __half* x, std::size_t u, int m, float (&v)[8]) {
+    if (A::staged_order) {
+        const uint2 p = __ldg(reinterpret_cast<const uint2*>(x + 32 * u + 4 * std::size_t(m)));
+        const uint2 q = __ldg(reinterpret_cast<const uint2*>(x + 32 * u + 16 + 4 * std::size_t(m)));
+        const float2 p0 = __half22float2(as_half2(p.x)), p1 = __half22float2(as_half2(p.y));
+        const float2 q0 = __half22float2(as_half2(q.x)), q1 = __half22float2(as_half2(q.y));
+        v[0] = p0.x, v[1] = p1.x, v[2] = p0.y, v[3] = p1.y, v[4] = q0.x, v[5] = q1.x, v[6] = q0.y, v[7] = q1.y;
+    } else {
+        load_f8(x + a.x_run(u, m), v);
+    }
 }
 
-// Thread stages whole units: hi and lo chunks (swizzled as staged_chunk says), the unit's scale
-// back (step * 2^4) and, for k-quants, its activation sum in the staged scale.
+// Over the 4 lanes (aligned) that stage one unit.
+__device__ __forceinline__ float max4(float v) {
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+    return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+__device__ __forceinline__ float sum4(float v) {
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+// A thread stages one chunk (8 columns), 4 neighbouring lanes one unit: its hi and lo chunks
+// (swizzled as staged_chunk says), the unit's scale back (step * 2^4) and, for k-quants, its
+// activation sum in the staged scale. Whole warps loop (the shuffles need every lane).
 template <class A, class XT>
 __device__ __forceinline__ void stage_exact(const A& a, const XT* x, uint4* hi, uint4* lo, float* unscale, float* xsums,
                                             std::false_type) {
-    for (std::size_t u = threadIdx.x; u < a.units; u += blockDim.x) {
-        float v[32];
-#pragma unroll
-        for (int i = 0; i < 4; ++i) load_f8(x + a.x_run(u, i), v + 8 * i);
+    const std::size_t chunks = 4 * a.units, lane = threadIdx.x % 32u;
+    for (std::size_t i0 = threadIdx.x - lane; i0 < chunks; i0 += blockDim.x) {
+        const std::size_t i = i0 + lane, u = i / 4;
+        const int m = int(i % 4);
+        const bool on = i < chunks;  // chunks is a multiple of 4: a unit's lanes agree
+        float v[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        if (on) load_chunk8(a, x, u, m, v);
         float mx = 0.0f;
 #pragma unroll
-        for (int i = 0; i < 32; ++i) mx = fmaxf(mx, fabsf(v[i]));
+        for (int j = 0; j < 8; ++j) mx = fmaxf(mx, fabsf(v[j]));
+        mx = max4(mx);
         int e = 0;
         frexpf(mx / float(exact_steps<A>::value), &e);  // mx / H < 2^e
         e = e < -100 ? -100 : e > 100 ? 100 : e;        // zero, denormal or huge units stay finite
         const float step = ldexpf(1.0f, e), inv_step = ldexpf(1.0f, -e), k = ldexpf(1.0f, -4 - e);
+        std::uint32_t h[4], l[4];
         float sum = 0.0f;
 #pragma unroll
-        for (int m = 0; m < 4; ++m) {
-            std::uint32_t h[4], l[4];
-#pragma unroll
-            for (int j = 0; j < 4; ++j) {
-                // A::staged_order formats read x_run(u, i) = 32u + 8i, as chunk_column assumes.
-                const float x0 = v[chunk_column<A>(m, j, 0)], x1 = v[chunk_column<A>(m, j, 1)];
-                const float n0 = rintf(x0 * inv_step), n1 = rintf(x1 * inv_step);  // |n| <= H
-                h[j] = h2_bits(__floats2half2_rn(n0 * 0.0625f, n1 * 0.0625f));
-                l[j] = h2_bits(__floats2half2_rn(fmaf(-n0, step, x0) * k, fmaf(-n1, step, x1) * k));  // exact differences
-                sum += (x0 + x1) * k;
-            }
-            const std::size_t c = staged_chunk(A::staged_order ? 4 * u + std::size_t(m) : a.x_run(u, m) / 8);
+        for (int j = 0; j < 4; ++j) {
+            const float x0 = v[2 * j], x1 = v[2 * j + 1];
+            const float n0 = rintf(x0 * inv_step), n1 = rintf(x1 * inv_step);  // |n| <= H
+            h[j] = h2_bits(__floats2half2_rn(n0 * 0.0625f, n1 * 0.0625f));
+            l[j] = h2_bits(__floats2half2_rn(fmaf(-n0, step, x0) * k, fmaf(-n1, step, x1) * k));  // exact differences
+            sum += (x0 + x1) * k;
+        }
+        if (A::needs_xsum) sum = sum4(sum);
+        if (on) {
+            const std::size_t c = staged_chunk(A::staged_order ? i : a.x_run(u, m) / 8);
             hi[c] = make_uint4(h[0], h[1], h[2], h[3]);
             lo[c] = make_uint4(l[0], l[1], l[2], l[3]);
+            if (m == 0) {
+                unscale[u] = ldexpf(1.0f, 4 + e);
+                if (A::needs_xsum) xsums[u] = sum;
+            }
         }
-        unscale[u] = ldexpf(1.0f, 4 + e);
-        if (A::needs_xsum) xsums[u] = sum;
     }
 }
 // Code-book formats: x as fp32, chunk k (4 columns) of unit u at 8u + (k ^ (u % 8)) so that
-// lanes reading consecutive units hit different banks.
+// lanes reading consecutive units hit different banks. A thread stages one run of 8 columns.
 template <class A, class XT>
 __device__ __forceinline__ void stage_exact(const A& a, const XT* x, uint4* xf, uint4*, float*, float* xsums, std::true_type) {
-    for (std::size_t u = threadIdx.x; u < a.units; u += blockDim.x) {
-        float sum = 0.0f;
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            float v[8];
-            load_f8(x + a.x_run(u, i), v);
-            const std::size_t k0 = 2 * std::size_t(i);
+    const std::size_t runs = 4 * a.units, lane = threadIdx.x % 32u;
+    for (std::size_t i0 = threadIdx.x - lane; i0 < runs; i0 += blockDim.x) {
+        const std::size_t i = i0 + lane, u = i / 4, k0 = 2 * (i % 4);
+        const bool on = i < runs;
+        float v[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        if (on) load_f8(x + a.x_run(u, int(i % 4)), v);
+        float sum = ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+        if (A::needs_xsum) sum = sum4(sum);
+        if (on) {
             xf[8 * u + (k0 ^ (u & 7))] = make_uint4(__float_as_uint(v[0]), __float_as_uint(v[1]), __float_as_uint(v[2]), __float_as_uint(v[3]));
             xf[8 * u + ((k0 + 1) ^ (u & 7))] = make_uint4(__float_as_uint(v[4]), __float_as_uint(v[5]), __float_as_uint(v[6]), __float_as_uint(v[7]));
-            sum += ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+            if (A::needs_xsum && i % 4 == 0) xsums[u] = sum;
         }
-        if (A::needs_xsum) xsums[u] = sum;
     }
 }
 
