@@ -1,7 +1,7 @@
 // The GPU engine's element-wise kernels: what llama.hpp's forward pass does between its matrix
 // products, in fp32 (activations and the KV cache stay fp32 on the device, as on the CPU; only the
-// quantized GEMV kernels round their input to half). One token at a time; the position comes in
-// as a kernel argument, so nothing here needs the host.
+// quantized GEMV kernels use half arithmetic, with exact sums: gemv_core.cuh). One token at a
+// time; the position comes from device memory, so nothing here needs the host.
 //
 // C++14 for nvcc >= 10.2 (sm_53 upwards); no Hana, no xsimd.
 #pragma once

@@ -10,7 +10,8 @@
 //   cache     fp32 [layer, position, kv_dim], as on the CPU.
 //   prompt    token by token through the GEMV kernels (the GEMM kernels are not used yet).
 //   launches  the layers of a token are one CUDA graph, replayed for every token (they read the
-//             token id and position from device memory).
+//             token id and position from device memory); 11 kernels per layer, q | k | v and
+//             gate | up as parallel branches (layers()).
 //
 // gpu_model.hpp's available() and make_builder() are device_available() and new_builder() here,
 // defined by the one .cu file that includes this header (examples/edgeq/cuda_engine.cu).
