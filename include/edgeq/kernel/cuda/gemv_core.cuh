@@ -14,7 +14,8 @@
 // 0.92 GHz cannot keep up with 25.6 GB/s of 4-bit weights in fp32), are half2 FMAs at twice the
 // fp32 rate, and codes become halves with one byte permute per two weights (h2_bytes) instead
 // of an int->float conversion. Relative error against an fp32 reference is ~1e-3 of the largest
-// output, like any fp16 GEMV.
+// output, like any fp16 GEMV; the batch-1 staged kernel (the GPU engine's) instead splits x into
+// a part whose half sums are exact and a small rest (see "exact sums" below), ~1e-4.
 //
 // Kernels. gemv_kernel: a block of Warps warps takes R rows, its threads stride over the rows'
 // units, loading a unit of all R rows before decoding; NT > 1 handles NT tokens at once (small
