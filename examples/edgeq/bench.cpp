@@ -596,10 +596,10 @@ int bench(int argc, char** argv) {
     if (o.out.empty()) a.fail("-o DIR is required");
     if (schemes.empty()) a.fail("--schemes LIST|all is required");
 #ifndef EDGEQ_CLI_CUDA
-    if (o.device == "cuda") a.fail_plain("edgeq bench: --device cuda: this edgeq was built without CUDA; use --device cpu");
+    if (o.device == "cuda") a.fail_plain("--device cuda: this edgeq was built without CUDA; use --device cpu");
 #endif
     for (const std::string* f : {&o.model, &o.tokenizer, &o.eval, &o.calib, &o.prompts_file})
-        if (!f->empty() && !exists(*f)) a.fail_plain("edgeq bench: cannot find " + *f);
+        if (!f->empty() && !exists(*f)) a.fail_plain("cannot find " + *f);
     if (!o.eval_bytes.empty()) {
         const std::size_t colon = o.eval_bytes.find(':');
         bool ok = colon != std::string::npos && colon > 0 && colon + 1 < o.eval_bytes.size();
@@ -623,7 +623,7 @@ int bench(int argc, char** argv) {
         std::string line;
         while (std::getline(in, line))
             if (line.find_first_not_of(" \t\r") != std::string::npos) prompts.push_back(line.substr(0, line.find_last_not_of("\r") + 1));
-        if (prompts.empty()) a.fail_plain("edgeq bench: " + o.prompts_file + " holds no prompt (one a line)");
+        if (prompts.empty()) a.fail_plain(o.prompts_file + " holds no prompt (one a line)");
     } else {
         prompts.assign(std::begin(default_prompts), std::end(default_prompts));
     }
