@@ -3,7 +3,10 @@
 # agreement in [0, 1]), the bad scheme is a failed row, the report and (with gnuplot) the plots
 # are written, a re-run takes everything from the cache, and Ctrl-C keeps the finished rows.
 #
-#     python3 tests/bench_check.py EDGEQ SHARED_DIR OUT_DIR      (exit 77: skipped, no model)
+#     python3 tests/bench_check.py EDGEQ SHARED_DIR OUT_DIR [cuda]     (exit 77: skipped, no model)
+#
+# With `cuda` (a CUDA build on a GPU machine; not a CTest test) the same checks run with
+# --device cuda, and every row must report its peak device memory.
 import csv
 import json
 import math
@@ -15,6 +18,7 @@ import sys
 import time
 
 edgeq, shared, out = sys.argv[1], sys.argv[2], sys.argv[3]
+cuda = len(sys.argv) > 4 and sys.argv[4] == "cuda"
 model = os.path.join(shared, "models", "TinyStories-656K")
 text = os.path.join(shared, "data", "tinystories_valid_prefix.txt")
 if not os.path.isdir(model) or not os.path.isfile(text):
@@ -30,7 +34,7 @@ COLUMNS = ["scheme", "status", "error", "baseline", "file_bytes", "tensor_bytes"
 
 args = [edgeq, "bench", "-m", model, "-o", out, "--schemes", "int8-g128,int4-g128,int4-g100", "--eval", text,
         "--ppl-ctx", "128", "--ppl-chunks", "4", "--runs", "2", "--speed-tokens", "32", "--answer-tokens", "16",
-        "--threads", "2"]
+        "--threads", "2"] + (["--device", "cuda"] if cuda else [])
 
 
 def run(extra):
@@ -71,7 +75,10 @@ for name, r in rows.items():
     check(1 < number(r, "ppl") < 1000, "%s: perplexity %s" % (name, r["ppl"]))
     check(number(r, "kl_mean") >= 0 and 0 <= number(r, "same_top") <= 1, "%s: KL %s, same top %s" % (name, r["kl_mean"], r["same_top"]))
     check(number(r, "peak_rss_bytes") > 1e6, "%s: peak memory %s" % (name, r["peak_rss_bytes"]))
-    check(r["peak_device_bytes"] == "", "%s: device memory on the CPU" % name)
+    if cuda:
+        check(number(r, "peak_device_bytes") > number(r, "linear_bytes"), "%s: peak device memory %s" % (name, r["peak_device_bytes"]))
+    else:
+        check(r["peak_device_bytes"] == "", "%s: device memory on the CPU" % name)
     for k in ["prompt_tps", "decode_tps"]:
         lo, med, hi = number(r, k + "_min"), number(r, k + "_median"), number(r, k + "_max")
         check(0 < lo <= med <= hi, "%s: %s %g <= %g <= %g" % (name, k, lo, med, hi))
@@ -98,7 +105,8 @@ check(len(res["rows"]) == 4 and res["machine"] and res["options"]["runs"] == 2, 
 for r in res["rows"][:3]:
     check(len(r["answers"]) == 4 and all(a["tokens"] and a["text"] for a in r["answers"]), "%s: answers" % r["scheme"])
 report = open(os.path.join(out, "report.md")).read()
-for s in ["| scheme |", "`int4-g128`", "## Answers", "Once upon a time", "failed", "## How each column is measured"]:
+for s in ["| scheme |", "`int4-g128`", "## Answers", "Once upon a time", "failed", "## How each column is measured"] + \
+        (["peak device MiB", "device cuda"] if cuda else []):
     check(s in report, "report.md lacks %r" % s)
 if shutil.which("gnuplot"):
     for p in ["ppl_vs_size.svg", "tokens_per_second.svg", "memory.svg"]:

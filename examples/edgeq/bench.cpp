@@ -81,12 +81,12 @@ const char* const help =
     "  --runs N              speed runs per scheme; default 3\n"
     "  --threads N           threads of every child; default: all hardware threads\n"
     "  --ctx N               the Jetson estimate's context (KV cache positions); default 2048\n"
-    "  --device cpu|cuda     where the engine runs; default cpu (cuda: not yet, see below)\n"
+    "  --device cpu|cuda     where the engine runs (speed, answers, perplexity); default cpu. cuda:\n"
+    "                        the children run with --device cuda, peak device memory is measured;\n"
+    "                        quantization and the KL divergence stay on the CPU\n"
     "  --force               redo everything, cached or not\n"
     "  --json                print results.json on stdout at the end instead of the table\n"
-    "  -h, --help            this text\n"
-    "\n"
-    "The engine runs on the CPU only for now: --device cuda is refused until it runs on the GPU.\n";
+    "  -h, --help            this text\n";
 
 const std::vector<std::string>& curated() {
     static const std::vector<std::string> s = {"f16",         "q8_0",         "int8-g128",      "int4-g128",
@@ -367,6 +367,7 @@ class bench_run {
                     {"base", identity(base)},
                     {"eval", {identity(o_.eval), o_.eval_bytes, o_.protocol, o_.ppl_ctx, o_.ppl_chunks}},
                     {"speed", {speed_prompt_, o_.speed_tokens, o_.runs, o_.threads}},
+                    {"device", o_.device},
                     {"answers", {prompts_, o_.answer_tokens}}};
         const std::string cache = o_.out + "/cache/" + r.scheme + ".eval.json";
         const json c = read_json(cache);
@@ -383,11 +384,12 @@ class bench_run {
 
         // Speed and memory: the same greedy run --runs times, each its own process.
         std::vector<double> pp, tg;
-        double rss = 0;
+        double rss = 0, device = 0;
         for (std::size_t k = 0; k < o_.runs; ++k) {
             const bench::child_result c =
                 child(r, "speed", "speed run " + std::to_string(k + 1) + "/" + std::to_string(o_.runs),
-                      {"run", "-m", gguf, "--prompt=" + speed_prompt_, "-n", std::to_string(o_.speed_tokens), "--temp", "0", "--threads", threads, "--json"},
+                      on_device({"run", "-m", gguf, "--prompt=" + speed_prompt_, "-n", std::to_string(o_.speed_tokens), "--temp", "0",
+                                 "--threads", threads, "--json"}),
                       "speed");
             const json j = parse(c, "speed");
             pp.push_back(bench::number_at(j, "prompt_tokens_per_second"));
@@ -395,18 +397,21 @@ class bench_run {
             r.prompt_tokens = bench::number_at(j, "prompt_tokens");
             r.decode_tokens = bench::number_at(j, "generated_tokens");
             rss = std::max({rss, c.peak_rss_bytes, bench::number_at(j, "peak_rss_bytes")});
+            if (gpu()) device = std::max(device, bench::number_at(j, "peak_device_bytes"));
         }
         progress_.end(true);
         r.prompt_tps = median(pp), r.decode_tps = median(tg);
         r.prompt_tps_min = *std::min_element(pp.begin(), pp.end()), r.prompt_tps_max = *std::max_element(pp.begin(), pp.end());
         r.decode_tps_min = *std::min_element(tg.begin(), tg.end()), r.decode_tps_max = *std::max_element(tg.begin(), tg.end());
         r.peak_rss_bytes = rss;
+        if (gpu()) r.peak_device_bytes = device > 0 ? device : bench::nan;
 
         // Answers: greedy, a fixed length.
         for (std::size_t p = 0; p < prompts_.size(); ++p) {
             const bench::child_result c =
                 child(r, "answers", "answer " + std::to_string(p + 1) + "/" + std::to_string(prompts_.size()),
-                      {"run", "-m", gguf, "--prompt=" + prompts_[p], "-n", std::to_string(o_.answer_tokens), "--temp", "0", "--threads", threads, "--json"},
+                      on_device({"run", "-m", gguf, "--prompt=" + prompts_[p], "-n", std::to_string(o_.answer_tokens), "--temp", "0",
+                                 "--threads", threads, "--json"}),
                       "answer");
             const json j = parse(c, "answer");
             r.answers.push_back({prompts_[p], j.value("text", ""), j.value("tokens", std::vector<int>())});
@@ -418,10 +423,24 @@ class bench_run {
             std::vector<std::string> args = {"perplexity", "-m", gguf, "-f", o_.eval, "--protocol", o_.protocol, "--ctx",
                                              std::to_string(o_.ppl_ctx), "--chunks", std::to_string(o_.ppl_chunks), "--threads", threads, "--json"};
             if (!o_.eval_bytes.empty()) args.insert(args.end(), {"--bytes", o_.eval_bytes});
-            if (!base.empty()) args.insert(args.end(), {"--kl-base", base});
-            const json j = parse(child(r, "perplexity", base.empty() ? "perplexity" : "perplexity and KL", args, "perplexity"), "perplexity");
-            r.ppl = bench::number_at(j, "result/ppl");
-            r.ppl_uncertainty = bench::number_at(j, "result/ppl_uncertainty");
+            // On the GPU: the perplexity there, the KL divergence (two models at once, llama_model
+            // only) in a second child on the CPU.
+            const bool kl = !base.empty() && !r.baseline;
+            json j;
+            if (gpu()) {
+                j = parse(child(r, "perplexity", "perplexity", on_device(args), "perplexity"), "perplexity");
+                r.ppl = bench::number_at(j, "result/ppl");
+                r.ppl_uncertainty = bench::number_at(j, "result/ppl_uncertainty");
+                if (kl) {
+                    args.insert(args.end(), {"--kl-base", base});
+                    j = parse(child(r, "perplexity", "KL (CPU)", args, "KL"), "KL");
+                }
+            } else {
+                if (!base.empty()) args.insert(args.end(), {"--kl-base", base});
+                j = parse(child(r, "perplexity", base.empty() ? "perplexity" : "perplexity and KL", args, "perplexity"), "perplexity");
+                r.ppl = bench::number_at(j, "result/ppl");
+                r.ppl_uncertainty = bench::number_at(j, "result/ppl_uncertainty");
+            }
             if (r.baseline) {
                 r.kl_mean = 0, r.kl_p99 = 0, r.same_top = 1;
             } else if (!base.empty()) {
@@ -438,6 +457,13 @@ class bench_run {
         m["answers"] = json::array();
         for (const bench::answer& a : r.answers) m["answers"].push_back({{"prompt", a.prompt}, {"text", a.text}, {"tokens", a.tokens}});
         bench::write_atomic(cache, json({{"key", key}, {"result", m}}).dump(1, ' ', false, json::error_handler_t::replace) + "\n");
+    }
+
+    bool gpu() const { return o_.device == "cuda"; }
+    // A child's command line for the engine's device (speed, answers, perplexity).
+    std::vector<std::string> on_device(std::vector<std::string> args) const {
+        if (gpu()) args.insert(args.end(), {"--device", "cuda"});
+        return args;
     }
 
     const options& o_;
@@ -569,11 +595,11 @@ int bench(int argc, char** argv) {
     if (o.model.empty()) a.fail("-m MODEL is required");
     if (o.out.empty()) a.fail("-o DIR is required");
     if (schemes.empty()) a.fail("--schemes LIST|all is required");
-    if (o.device == "cuda")
-        a.fail_plain("edgeq bench: --device cuda: the engine does not run on the GPU yet (bench_cuda measures the CUDA "
-                     "kernels alone); use --device cpu");
+#ifndef EDGEQ_CLI_CUDA
+    if (o.device == "cuda") a.fail_plain("--device cuda: this edgeq was built without CUDA; use --device cpu");
+#endif
     for (const std::string* f : {&o.model, &o.tokenizer, &o.eval, &o.calib, &o.prompts_file})
-        if (!f->empty() && !exists(*f)) a.fail_plain("edgeq bench: cannot find " + *f);
+        if (!f->empty() && !exists(*f)) a.fail_plain("cannot find " + *f);
     if (!o.eval_bytes.empty()) {
         const std::size_t colon = o.eval_bytes.find(':');
         bool ok = colon != std::string::npos && colon > 0 && colon + 1 < o.eval_bytes.size();
@@ -597,7 +623,7 @@ int bench(int argc, char** argv) {
         std::string line;
         while (std::getline(in, line))
             if (line.find_first_not_of(" \t\r") != std::string::npos) prompts.push_back(line.substr(0, line.find_last_not_of("\r") + 1));
-        if (prompts.empty()) a.fail_plain("edgeq bench: " + o.prompts_file + " holds no prompt (one a line)");
+        if (prompts.empty()) a.fail_plain(o.prompts_file + " holds no prompt (one a line)");
     } else {
         prompts.assign(std::begin(default_prompts), std::end(default_prompts));
     }

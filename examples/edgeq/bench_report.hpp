@@ -144,14 +144,15 @@ inline std::string report_md(const std::vector<row>& rows, const run_info& info,
     for (const std::string& m : info.machine) o += "- " + m + "\n";
     o += "\n```sh\n" + info.command + "\n```\n\n";
 
+    const bool gpu = info.device == "cuda";  // one more column: peak device memory
     o += "| scheme | bits/weight (all) | bits/weight (linear) | file MiB | PPL | KL mean | same top-1 | answers agree | "
-         "prompt tok/s | decode tok/s | peak RSS MiB | quantize s | Nano tok/s (peak, x" +
-         cli::fmt("%.2f", js.efficiency) + ") | fits 4 GB |\n";
-    o += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
+         "prompt tok/s | decode tok/s | peak RSS MiB | " + std::string(gpu ? "peak device MiB | " : "") +
+         "quantize s | Nano tok/s (peak, x" + cli::fmt("%.2f", js.efficiency) + ") | fits 4 GB |\n";
+    o += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + std::string(gpu ? "---:|" : "") + "---:|---:|---|\n";
     for (const row& r : rows) {
         std::string name = "`" + r.scheme + "`" + (r.baseline ? " (baseline)" : "") + (r.pareto ? " *" : "");
         if (!r.ok()) {
-            o += "| " + name + " | " + r.status + ": " + md_cell(r.error) + " |||||||||||||\n";
+            o += "| " + name + " | " + r.status + ": " + md_cell(r.error) + " |||||||||||||" + (gpu ? "|" : "") + "\n";
             continue;
         }
         o += "| " + name + " | " + num_or_dash(r.bits_per_weight(), "%.3f") + " | " + num_or_dash(r.linear_bits_per_weight(), "%.3f") +
@@ -162,6 +163,7 @@ inline std::string report_md(const std::vector<row>& rows, const run_info& info,
              (known(r.same_top) ? cli::percent(r.same_top) : "-") + " | " + (known(r.agreement) ? cli::percent(r.agreement) : "-") +
              " | " + spread(r.prompt_tps, r.prompt_tps_min, r.prompt_tps_max) + " | " +
              spread(r.decode_tps, r.decode_tps_min, r.decode_tps_max) + " | " + mib(r.peak_rss_bytes) + " | " +
+             (gpu ? mib(r.peak_device_bytes) + " | " : "") +
              (r.baseline ? std::string("-") : num_or_dash(r.quantize_seconds, "%.1f")) + " | " +
              (known(r.jetson_tps_peak) ? cli::fmt("%.0f", r.jetson_tps_peak) + ", " + cli::fmt("%.0f", r.jetson_tps_est) : "-") + " | " +
              (r.jetson_fits < 0 ? "-" : (r.jetson_fits ? "yes (" : "no (") + cli::fmt("%.2f GiB)", r.jetson_bytes_needed / 1073741824.0)) +
@@ -200,6 +202,10 @@ inline std::string report_md(const std::vector<row>& rows, const run_info& info,
          " of them; the uncertainty is one standard error. **KL mean**: the mean KL divergence of each scheme's next-token "
          "distribution from the baseline's over the same tokens; **same top-1**: how often the most likely token is the "
          "baseline's.\n";
+    if (gpu)
+        o += "- **On the GPU** (`--device cuda`): `edgeq run` and `edgeq perplexity` ran with `--device cuda` (the GPU "
+             "engine, docs/cuda.md; the prompt token by token); quantization and the KL divergence (a second `edgeq "
+             "perplexity --kl-base` on the CPU) did not.\n";
     o += "- **prompt / decode tok/s**: `edgeq run` with the first " + std::to_string(info.options.value("speed_prompt_bytes", 0)) +
          " bytes of the evaluation text as prompt (" + (rows.empty() || !known(rows[0].prompt_tokens) ? std::string("-") :
                                                          cli::fmt("%.0f", rows[0].prompt_tokens)) +
@@ -207,7 +213,11 @@ inline std::string report_md(const std::vector<row>& rows, const run_info& info,
          std::to_string(info.options.value("threads", 0)) + " threads; the median of " +
          std::to_string(info.options.value("runs", 0)) + " runs (one process each) with the range in parentheses.\n";
     o += "- **peak RSS**: the largest resident set of those processes (the kernel's ru_maxrss of each child), model and "
-         "KV cache included. Peak device memory is in results.json (null on the CPU).\n";
+         "KV cache included" + std::string(gpu ? " (with --device cuda: the host copy of the model, the CUDA runtime)" : "") + ".\n";
+    o += gpu ? "- **peak device MiB**: the GPU engine's device allocations (weights as stored, the fp32 KV cache, "
+               "scratch; all made at load, none while decoding), the largest over the speed runs. The CUDA context "
+               "is not counted (results.json: `peak_device_bytes`).\n"
+             : "- Peak device memory is in results.json (null on the CPU).\n";
     o += "- **quantize s**: wall time of `edgeq quantize` (load, calibration, quantization, writing).\n";
     o += "- **answers agree**: the mean over the prompts of the fraction of generated token positions equal to the "
          "baseline's.\n";

@@ -206,14 +206,19 @@ int run(int argc, char** argv) {
                     " \"load_seconds\": %s, \"prompt_seconds\": %s, \"prompt_tokens_per_second\": %s, "
                     "\"decode_seconds\": %s, \"decode_tokens_per_second\": %s,\n"
                     " \"n_ctx\": %d, \"threads\": %u, \"weights\": %s, \"weight_bytes\": %zu, \"device\": %s, \"direct_load\": %s,\n"
-                    " \"gpu\": %s, \"gpu_bytes_per_token\": %zu, \"peak_rss_bytes\": %.0f}\n",
+                    " \"gpu\": %s, \"gpu_bytes_per_token\": %zu, \"peak_device_bytes\": %s, \"device_in_use_bytes\": %s,"
+                    " \"peak_rss_bytes\": %.0f}\n",
                     cli::json_string(model_path).c_str(), cli::json_string(tok_path).c_str(), cli::json_string(prompt).c_str(),
                     n_prompt, generated, toks.c_str(), cli::json_string(text).c_str(), cli::json_number(load_s).c_str(),
                     cli::json_number(tp).c_str(), cli::json_number(tp > 0 ? double(n_prompt) / tp : 0.0).c_str(),
                     cli::json_number(tg).c_str(), cli::json_number(generated && tg > 0 ? double(generated) / tg : 0.0).c_str(),
                     session_ctx, pool.size(), cli::json_string(weights_name).c_str(), weight_bytes,
                     cuda ? "\"cuda\"" : "\"cpu\"", direct ? "true" : "false", cli::json_string(gpu ? gpu->describe() : "").c_str(),
-                    gpu ? gpu->bytes_per_token() : std::size_t(0), cli::peak_rss_bytes());
+                    gpu ? gpu->bytes_per_token() : std::size_t(0),
+                    // the engine's own allocations (all made at load: also its peak); the device's
+                    // memory in use (cudaMemGetInfo: with the CUDA context and other processes)
+                    gpu ? std::to_string(gpu->device_bytes()).c_str() : "null",
+                    gpu ? std::to_string(gpu->device_in_use()).c_str() : "null", cli::peak_rss_bytes());
         return 0;
     }
     std::fputs("\n", stdout);

@@ -42,8 +42,12 @@ class session {
     virtual int n_past() const = 0;
     virtual int n_ctx() const = 0;
     virtual void reset() = 0;
-    // Device memory held: weights, embedding table, KV cache, scratch.
+    // Device memory the engine allocated: weights, embedding table, KV cache, scratch. All of it
+    // is allocated when the model is loaded, none while decoding: this is also its peak.
     virtual std::size_t device_bytes() const = 0;
+    // The device's memory in use now (cudaMemGetInfo: total - free), the CUDA context and other
+    // processes included.
+    virtual std::size_t device_in_use() const = 0;
     // Bytes of weights streamed per decoded token (every matrix once, one embedding row).
     virtual std::size_t bytes_per_token() const = 0;
     // One line: the device and how many matrices run natively / through the fp16 fallback.

@@ -1,7 +1,7 @@
 // The GPU engine's element-wise kernels: what llama.hpp's forward pass does between its matrix
 // products, in fp32 (activations and the KV cache stay fp32 on the device, as on the CPU; only the
-// quantized GEMV kernels round their input to half). One token at a time; the position comes in
-// as a kernel argument, so nothing here needs the host.
+// quantized GEMV kernels use half arithmetic, with exact sums: gemv_core.cuh). One token at a
+// time; the position comes from device memory, so nothing here needs the host.
 //
 // C++14 for nvcc >= 10.2 (sm_53 upwards); no Hana, no xsimd.
 #pragma once
@@ -48,6 +48,21 @@ __global__ void rmsnorm(float* out, const float* x, const float* w, int n, float
     for (int i = int(threadIdx.x); i < n; i += int(blockDim.x)) out[i] = w[i] * (x[i] * inv);
 }
 
+// x += y, then out = x / sqrt(mean(x^2) + eps) * w: the residual add of one block's output and
+// the next norm in one launch. One block; each thread norms the values it added.
+__global__ void add_rmsnorm(float* out, float* x, const float* y, const float* w, int n, float eps) {
+    __shared__ float red[32];
+    float ss = 0.0f;
+    for (int i = int(threadIdx.x); i < n; i += int(blockDim.x)) {
+        const float v = x[i] + y[i];
+        x[i] = v;
+        ss += v * v;
+    }
+    ss = block_sum(ss, red);
+    const float inv = rsqrtf(ss / float(n) + eps);
+    for (int i = int(threadIdx.x); i < n; i += int(blockDim.x)) out[i] = w[i] * (x[i] * inv);
+}
+
 // x = row `token` of an embedding table of n columns (float or half rows).
 template <class T>
 __global__ void embed(float* x, const T* table, const int* token, int n) {
@@ -68,78 +83,82 @@ __global__ void swiglu(float* h1, const float* h3, int n) {
     }
 }
 
-// RoPE of the q and k heads at position *pos, then k and v into the cache rows of that position.
-// neox pairs i with i + hd/2, interleaved 2i with 2i + 1 (config.hpp). One thread per pair.
-__global__ void rope_and_store(float* q, float* k, const float* v, const float* inv_freq, const int* pos, int n_heads,
-                               int n_kv_heads, int hd, bool neox, float* k_cache, float* v_cache) {
-    const int half = hd / 2, kvd = n_kv_heads * hd;
-    const int p = *pos;
-    float* kc = k_cache + std::size_t(p) * std::size_t(kvd);
-    float* vc = v_cache + std::size_t(p) * std::size_t(kvd);
-    const int pairs = (n_heads + n_kv_heads) * half;
-    for (int t = int(blockIdx.x * blockDim.x + threadIdx.x); t < pairs; t += int(gridDim.x * blockDim.x)) {
-        const int head = t / half, i = t % half;
-        float* x = head < n_heads ? q + head * hd : k + (head - n_heads) * hd;
-        const int ia = neox ? i : 2 * i, ib = neox ? i + half : 2 * i + 1;
-        // float(pos) * inv_freq as llama.hpp computes the angle; cosf/sinf, not the fast intrinsics.
-        const float angle = float(p) * inv_freq[i];
-        const float c = cosf(angle), s = sinf(angle);
-        const float a0 = x[ia], b0 = x[ib];
-        const float a = a0 * c - b0 * s, b = a0 * s + b0 * c;
-        x[ia] = a;
-        x[ib] = b;
-        if (head >= n_heads) {
-            const int off = (head - n_heads) * hd;
-            kc[off + ia] = a;
-            kc[off + ib] = b;
-        }
-    }
-    for (int i = int(blockIdx.x * blockDim.x + threadIdx.x); i < kvd; i += int(gridDim.x * blockDim.x)) vc[i] = v[i];
+// The rotation of one RoPE pair (a, b) at position p, as llama.hpp computes it: the angle
+// float(p) * inv_freq, cosf/sinf (not the fast intrinsics).
+__device__ inline void rope_pair(float& a, float& b, int p, float inv_freq) {
+    const float angle = float(p) * inv_freq;
+    const float c = cosf(angle), s = sinf(angle);
+    const float a0 = a, b0 = b;
+    a = a0 * c - b0 * s;
+    b = a0 * s + b0 * c;
 }
 
-// Causal grouped-query attention of the token at *pos against the cache rows 0..*pos: one block
-// per query head; scores in `scores` ([n_heads, n_ctx] scratch). Query head h reads kv head
-// h / (n_heads / n_kv_heads). blockDim.x: a multiple of 32 and of hd's share (see the launch).
-__global__ void attention(const float* q, const float* k_cache, const float* v_cache, const int* pos, int n_heads,
-                          int n_kv_heads, int hd, int n_ctx, float scale, float* scores, float* out) {
+// RoPE, KV-cache store and causal grouped-query attention of the token at *pos, one launch: a
+// block per query head h (kv head h / (n_heads / n_kv_heads)). The block rotates its q head and
+// its kv head's k in shared memory; the first block of each kv group writes k and v to the cache
+// row of the position, and every block reads that row from its own copy (no block waits for
+// another). neox pairs i with i + hd/2, interleaved 2i with 2i + 1 (config.hpp). Scores in
+// `scores` ([n_heads, n_ctx] scratch). blockDim.x: a multiple of 32 and at least hd.
+__global__ void rope_attention(const float* q, const float* k, const float* v, const float* inv_freq, const int* pos,
+                               int n_heads, int n_kv_heads, int hd, bool neox, float* k_cache, float* v_cache, int n_ctx,
+                               float scale, float* scores, float* out) {
     __shared__ float red[32];
+    __shared__ float qs[256], ks[256];
     extern __shared__ float partial[];  // blockDim.x floats
-    const int h = int(blockIdx.x), kvh = h / (n_heads / n_kv_heads), kvd = n_kv_heads * hd;
-    const int len = *pos + 1;
-    const float* qh = q + h * hd;
+    const int group = n_heads / n_kv_heads;
+    const int h = int(blockIdx.x), kvh = h / group, kvd = n_kv_heads * hd, half = hd / 2;
+    const int p = *pos, len = p + 1;
+    const int t = int(threadIdx.x);
+    if (t < half) {
+        const int ia = neox ? t : 2 * t, ib = neox ? t + half : 2 * t + 1;
+        float a = q[h * hd + ia], b = q[h * hd + ib];
+        rope_pair(a, b, p, inv_freq[t]);
+        qs[ia] = a, qs[ib] = b;
+        a = k[kvh * hd + ia], b = k[kvh * hd + ib];
+        rope_pair(a, b, p, inv_freq[t]);
+        ks[ia] = a, ks[ib] = b;
+        if (h % group == 0) {
+            float* kc = k_cache + std::size_t(p) * std::size_t(kvd) + std::size_t(kvh) * std::size_t(hd);
+            kc[ia] = a, kc[ib] = b;
+        }
+    }
+    if (h % group == 0 && t < hd)
+        v_cache[std::size_t(p) * std::size_t(kvd) + std::size_t(kvh) * std::size_t(hd) + std::size_t(t)] = v[kvh * hd + t];
+    __syncthreads();
     float* s = scores + std::size_t(h) * std::size_t(n_ctx);
-    const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, warps = int(blockDim.x) / 32;
-    // Scores: a warp per cache row.
+    const int warp = t / 32, lane = t % 32, warps = int(blockDim.x) / 32;
+    // Scores: a warp per cache row; the row of this position from shared memory.
     for (int j = warp; j < len; j += warps) {
-        const float* kj = k_cache + std::size_t(j) * std::size_t(kvd) + std::size_t(kvh) * std::size_t(hd);
+        const float* kj = j == p ? ks : k_cache + std::size_t(j) * std::size_t(kvd) + std::size_t(kvh) * std::size_t(hd);
         float dot = 0.0f;
-        for (int i = lane; i < hd; i += 32) dot += qh[i] * kj[i];
+        for (int i = lane; i < hd; i += 32) dot += qs[i] * kj[i];
         for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
         if (lane == 0) s[j] = dot * scale;
     }
     __syncthreads();
     float mx = -INFINITY;
-    for (int j = int(threadIdx.x); j < len; j += int(blockDim.x)) mx = fmaxf(mx, s[j]);
+    for (int j = t; j < len; j += int(blockDim.x)) mx = fmaxf(mx, s[j]);
     mx = block_max(mx, red);
     float sum = 0.0f;
-    for (int j = int(threadIdx.x); j < len; j += int(blockDim.x)) {
+    for (int j = t; j < len; j += int(blockDim.x)) {
         const float e = expf(s[j] - mx);
         s[j] = e;
         sum += e;
     }
     sum = block_sum(sum, red);  // its barriers also order the writes of s before the reads below
     // Output: thread t sums dimension t % hd over the rows j = t / hd, t / hd + slices, ...
-    const int slices = int(blockDim.x) / hd, d = int(threadIdx.x) % hd, slice = int(threadIdx.x) / hd;
+    const int slices = int(blockDim.x) / hd, d = t % hd, slice = t / hd;
+    const float* vp = v + kvh * hd;
     float o = 0.0f;
     if (slice < slices)
         for (int j = slice; j < len; j += slices)
-            o += s[j] * v_cache[std::size_t(j) * std::size_t(kvd) + std::size_t(kvh) * std::size_t(hd) + std::size_t(d)];
-    partial[threadIdx.x] = o;
+            o += s[j] * (j == p ? vp[d] : v_cache[std::size_t(j) * std::size_t(kvd) + std::size_t(kvh) * std::size_t(hd) + std::size_t(d)]);
+    partial[t] = o;
     __syncthreads();
-    if (int(threadIdx.x) < hd) {
+    if (t < hd) {
         float acc = 0.0f;
-        for (int sl = 0; sl < slices; ++sl) acc += partial[sl * hd + int(threadIdx.x)];
-        out[h * hd + int(threadIdx.x)] = acc / sum;
+        for (int sl = 0; sl < slices; ++sl) acc += partial[sl * hd + t];
+        out[h * hd + t] = acc / sum;
     }
 }
 

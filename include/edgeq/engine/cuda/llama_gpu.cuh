@@ -10,7 +10,8 @@
 //   cache     fp32 [layer, position, kv_dim], as on the CPU.
 //   prompt    token by token through the GEMV kernels (the GEMM kernels are not used yet).
 //   launches  the layers of a token are one CUDA graph, replayed for every token (they read the
-//             token id and position from device memory).
+//             token id and position from device memory); 11 kernels per layer, q | k | v and
+//             gate | up as parallel branches (layers()).
 //
 // gpu_model.hpp's available() and make_builder() are device_available() and new_builder() here,
 // defined by the one .cu file that includes this header (examples/edgeq/cuda_engine.cu).
@@ -192,6 +193,9 @@ class llama_gpu final : public session {
         const int hd = c.head_size();
         if (hd > 256) throw error("gpu: head size " + std::to_string(hd) + " is above the attention kernel's 256");
         check(cudaStreamCreate(&stream_), "creating a stream");
+        for (cudaStream_t& side : side_) check(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking), "creating a stream");
+        check(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming), "creating an event");
+        for (cudaEvent_t& e : join_) check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "creating an event");
         layers_.resize(std::size_t(c.n_layers));
         const std::size_t cache = std::size_t(c.n_layers) * std::size_t(n_ctx_) * std::size_t(c.kv_dim()) * 4;
         k_cache_ = device_buffer(cache);
@@ -214,6 +218,11 @@ class llama_gpu final : public session {
     ~llama_gpu() override {
         if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
         if (stream_) cudaStreamDestroy(stream_);
+        for (cudaStream_t side : side_)
+            if (side) cudaStreamDestroy(side);
+        if (fork_) cudaEventDestroy(fork_);
+        for (cudaEvent_t e : join_)
+            if (e) cudaEventDestroy(e);
         if (step_host_) cudaFreeHost(step_host_);
     }
 
@@ -296,11 +305,20 @@ class llama_gpu final : public session {
     int n_ctx() const override { return n_ctx_; }
     void reset() override { pos_ = 0; }
     std::size_t device_bytes() const override {
-        std::size_t n = k_cache_.size() + v_cache_.size() + scores_.size() + output_->bytes +
-                        (embd_f16_ ? embd_f16_->bytes : 0) + (embd_f32_ ? embd_f32_->bytes : 0);
-        for (const layer& L : layers_)
+        std::size_t n = output_->bytes + (embd_f16_ ? embd_f16_->bytes : 0) + (embd_f32_ ? embd_f32_->bytes : 0) + step_dev_.size();
+        for (const device_buffer* b : {&output_norm_, &k_cache_, &v_cache_, &inv_freq_, &x_, &xb_, &xb2_, &q_, &k_, &v_, &att_, &h1_,
+                                       &h3_, &scores_, &logits_})
+            n += b->size();
+        for (const layer& L : layers_) {
             for (const std::unique_ptr<gpu::matrix>* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w2, &L.w3}) n += (*m)->bytes;
+            for (const device_buffer* b : {&L.attn_norm, &L.ffn_norm, &L.bq, &L.bk, &L.bv}) n += b->size();
+        }
         return n;
+    }
+    std::size_t device_in_use() const override {
+        std::size_t free = 0, total = 0;
+        check(cudaMemGetInfo(&free, &total), "cudaMemGetInfo");
+        return total - free;
     }
     std::size_t bytes_per_token() const override {
         std::size_t n = output_->bytes + std::size_t(c_.dim) * (embd_f16_ ? 2 : 4);
@@ -355,7 +373,9 @@ class llama_gpu final : public session {
         check(cudaGetLastError(), "launching the layers");
         ++steps_;
         if (!logits_host) return;
-        kernels::rmsnorm<<<1, 1024, 0, s>>>(xb_.as<float>(), x_.as<float>(), output_norm_.as<float>(), dim, c_.rms_eps);
+        // The last layer's residual add and the final norm.
+        kernels::add_rmsnorm<<<1, 1024, 0, s>>>(xb_.as<float>(), x_.as<float>(), xb2_.as<float>(), output_norm_.as<float>(), dim,
+                                                 c_.rms_eps);
         output_->gemv(xb_.as<float>(), logits_.as<float>(), s);
         check(cudaGetLastError(), "launching the classifier");
         check(cudaMemcpyAsync(logits_host, logits_.as<float>(), std::size_t(c_.vocab_size) * 4, cudaMemcpyDeviceToHost, s),
@@ -396,7 +416,11 @@ class llama_gpu final : public session {
         graph_state_ = graph_state::ready;
     }
 
-    // Embedding row and every layer of the token whose id and position are in step_dev_.
+    // Embedding row and every layer of the token whose id and position are in step_dev_. Kernels
+    // per layer: norm (fused with the previous layer's residual add), q | k | v, RoPE + cache +
+    // attention, o, add + norm, gate | up, SwiGLU, down: 11 launches, 8 deep (q, k, v and gate,
+    // up run side by side on forked streams, branches of the graph). The last layer's residual
+    // add is left to the classifier's norm (step), as nothing else reads x afterwards.
     void layers(cudaStream_t s) {
         const int dim = c_.dim, hid = c_.hidden_dim, hd = c_.head_size();
         const int* tok = step_dev_.as<int>();
@@ -410,10 +434,11 @@ class llama_gpu final : public session {
         const float scale = 1.0f / std::sqrt(float(hd));
         for (std::size_t l = 0; l < layers_.size(); ++l) {
             const layer& L = layers_[l];
-            kernels::rmsnorm<<<1, 1024, 0, s>>>(xb, x, L.attn_norm.as<float>(), dim, c_.rms_eps);
-            L.wq->gemv(xb, q_.as<float>(), s);
-            L.wk->gemv(xb, k_.as<float>(), s);
-            L.wv->gemv(xb, v_.as<float>(), s);
+            if (l == 0)
+                kernels::rmsnorm<<<1, 1024, 0, s>>>(xb, x, L.attn_norm.as<float>(), dim, c_.rms_eps);
+            else
+                kernels::add_rmsnorm<<<1, 1024, 0, s>>>(xb, x, xb2, L.attn_norm.as<float>(), dim, c_.rms_eps);
+            side_by_side(s, *L.wq, xb, q_.as<float>(), L.wk.get(), k_.as<float>(), L.wv.get(), v_.as<float>());
             if (c_.qkv_bias) {
                 kernels::add<<<blocks_for(std::size_t(c_.q_dim())), 256, 0, s>>>(q_.as<float>(), L.bq.as<float>(), c_.q_dim());
                 kernels::add<<<blocks_for(std::size_t(c_.kv_dim())), 256, 0, s>>>(k_.as<float>(), L.bk.as<float>(), c_.kv_dim());
@@ -421,21 +446,33 @@ class llama_gpu final : public session {
             }
             float* kc = k_cache_.as<float>() + l * kv_layer;
             float* vc = v_cache_.as<float>() + l * kv_layer;
-            const std::size_t pairs = std::size_t(c_.n_heads + c_.n_kv_heads) * std::size_t(hd / 2);
-            kernels::rope_and_store<<<blocks_for(std::max(pairs, std::size_t(c_.kv_dim()))), 256, 0, s>>>(
+            kernels::rope_attention<<<c_.n_heads, 256, 256 * sizeof(float), s>>>(
                 q_.as<float>(), k_.as<float>(), v_.as<float>(), inv_freq_.as<float>(), pos, c_.n_heads, c_.n_kv_heads, hd,
-                c_.pairing == rope_pairing::neox, kc, vc);
-            kernels::attention<<<c_.n_heads, 256, 256 * sizeof(float), s>>>(q_.as<float>(), kc, vc, pos, c_.n_heads, c_.n_kv_heads,
-                                                                           hd, n_ctx_, scale, scores_.as<float>(), att_.as<float>());
+                c_.pairing == rope_pairing::neox, kc, vc, n_ctx_, scale, scores_.as<float>(), att_.as<float>());
             L.wo->gemv(att_.as<float>(), xb2, s);
-            kernels::add<<<blocks_for(std::size_t(dim)), 256, 0, s>>>(x, xb2, dim);
-            kernels::rmsnorm<<<1, 1024, 0, s>>>(xb, x, L.ffn_norm.as<float>(), dim, c_.rms_eps);
-            L.w1->gemv(xb, h1_.as<float>(), s);
-            L.w3->gemv(xb, h3_.as<float>(), s);
+            kernels::add_rmsnorm<<<1, 1024, 0, s>>>(xb, x, xb2, L.ffn_norm.as<float>(), dim, c_.rms_eps);
+            side_by_side(s, *L.w1, xb, h1_.as<float>(), L.w3.get(), h3_.as<float>(), nullptr, nullptr);
             kernels::swiglu<<<blocks_for(std::size_t(hid)), 256, 0, s>>>(h1_.as<float>(), h3_.as<float>(), hid);
             L.w2->gemv(h1_.as<float>(), xb2, s);
-            kernels::add<<<blocks_for(std::size_t(dim)), 256, 0, s>>>(x, xb2, dim);
         }
+    }
+
+    // y0 = a x on s, y1 = b x and y2 = c x (c may be null) on side streams that fork from s and
+    // join it again: independent GEMVs overlap instead of queueing (captured as graph branches).
+    void side_by_side(cudaStream_t s, const gpu::matrix& a, const float* x, float* y0, const gpu::matrix* b, float* y1,
+                      const gpu::matrix* c, float* y2) {
+        check(cudaEventRecord(fork_, s), "recording an event");
+        check(cudaStreamWaitEvent(side_[0], fork_, 0), "forking a stream");
+        b->gemv(x, y1, side_[0]);
+        check(cudaEventRecord(join_[0], side_[0]), "recording an event");
+        if (c) {
+            check(cudaStreamWaitEvent(side_[1], fork_, 0), "forking a stream");
+            c->gemv(x, y2, side_[1]);
+            check(cudaEventRecord(join_[1], side_[1]), "recording an event");
+        }
+        a.gemv(x, y0, s);
+        check(cudaStreamWaitEvent(s, join_[0], 0), "joining a stream");
+        if (c) check(cudaStreamWaitEvent(s, join_[1], 0), "joining a stream");
     }
 
     enum class graph_state { untried, ready, off };
@@ -447,6 +484,8 @@ class llama_gpu final : public session {
     int pos_ = 0;
     bool finished_ = false;
     cudaStream_t stream_ = nullptr;
+    cudaStream_t side_[2] = {nullptr, nullptr};
+    cudaEvent_t fork_ = nullptr, join_[2] = {nullptr, nullptr};
     int* step_host_ = nullptr;
     device_buffer step_dev_;
     std::vector<layer> layers_;
