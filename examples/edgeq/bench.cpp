@@ -71,7 +71,7 @@ const char* const help =
     "  --protocol P          gptq (default) or llamacpp (see 'edgeq perplexity --help')\n"
     "  --ppl-ctx N           perplexity window; default 256\n"
     "  --ppl-chunks N        most windows scored; default 32\n"
-    "  --calib TEXT          calibration text for gptq-, awq- and imatrix- schemes (the others are\n"
+    "  --calib TEXT          calibration text for gptq-, awq-, spqr- and imatrix- schemes (the others are\n"
     "                        plain round-to-nearest)\n"
     "  --nsamples N, --seqlen L   calibration windows; defaults 16 and 256\n"
     "  --prompts FILE        the answer prompts, one a line; default: four TinyStories openings\n"
@@ -119,7 +119,10 @@ struct options {
 
 bool is_dense(const std::string& s) { return s == "f32" || s == "f16" || s == "bf16"; }
 bool starts_with(const std::string& s, const char* p) { return s.compare(0, std::string(p).size(), p) == 0; }
-bool calibrated(const std::string& s) { return starts_with(s, "gptq-") || starts_with(s, "awq-") || starts_with(s, "imatrix-"); }
+// The schemes whose quantization needs calibration text (SpQR is GPTQ with outliers).
+bool calibrated(const std::string& s) {
+    return starts_with(s, "gptq-") || starts_with(s, "awq-") || starts_with(s, "imatrix-") || starts_with(s, "spqr-");
+}
 
 std::string real_path(const std::string& p) {
     char b[PATH_MAX];

@@ -2,9 +2,9 @@
 // one token at a time, the logits the only thing copied back (one host synchronisation per token).
 //
 //   weights   each matrix as stored when a kernel of include/edgeq/kernel/cuda/ reads its format
-//             (the grouped formats listed in native_schemes below, llama.cpp's Q4_0, Q8_0, Q4_K,
-//             Q6_K); any other format is decoded on the host once and uploaded as fp16 rows (f32
-//             matrices as fp32 rows) for dense_gemv: the fallback.
+//             (the grouped formats listed in upload_native below, llama.cpp's Q4_0, Q8_0, Q4_K,
+//             Q6_K, SpQR's spqr-{2,3,4}bit-g16); any other format is decoded on the host once and
+//             uploaded as fp16 rows (f32 matrices as fp32 rows) for dense_gemv: the fallback.
 //   embedding a dense device table (fp16; fp32 for an f32 model) read one row per token; a tied
 //             classifier is the same matrix uploaded as stored.
 //   cache     fp32 [layer, position, kv_dim], as on the CPU.
@@ -35,6 +35,7 @@
 #include "../../core/error.hpp"
 #include "../../kernel/cuda/ggml.cuh"
 #include "../../kernel/cuda/grouped.cuh"
+#include "../../kernel/cuda/spqr.cuh"
 #include "../../scheme.hpp"
 #include "../../scheme_name.hpp"
 #include "../config.hpp"
@@ -157,8 +158,36 @@ std::unique_ptr<matrix> try_native(const tensor& t) {
     return std::unique_ptr<matrix>(new native_matrix<F>(t));
 }
 
+// SpQR (spqr-{2,3,4}bit-g16): the dense codes and the CSR outliers in one kernel (spqr.cuh). The
+// blob is checked on the host first (sizes, CSR structure, finite values), as the CPU loader does.
+template <int B>
+class spqr_native final : public matrix {
+    using F = spqr_format<B>;
+
+   public:
+    explicit spqr_native(const tensor& t) : blob_(t.n_bytes) {
+        spqr_matrix<F>::from_blob(t.bytes, t.n_bytes, t.rows, t.cols);  // throws on a damaged blob
+        blob_.upload(t.bytes, t.n_bytes);
+        view_ = edgeq::cuda::rebase(spqr_view<F>::from_blob(t.bytes, t.rows, t.cols), t.bytes, blob_.as<void>());
+        rows = t.rows, cols = t.cols, bytes = t.n_bytes;
+    }
+    void gemv(const float* x, float* y, cudaStream_t s) const override { edgeq::cuda::gemv(view_, x, y, s); }
+    bool native() const override { return true; }
+
+   private:
+    device_buffer blob_;
+    spqr_view<F> view_;
+};
+
+template <int B>
+std::unique_ptr<matrix> try_spqr(const tensor& t) {
+    if (t.scheme != "spqr-" + std::to_string(B) + "bit-g16" || spqr_format<B>::shape_problem(t.rows, t.cols)) return nullptr;
+    return std::unique_ptr<matrix>(new spqr_native<B>(t));
+}
+
 inline std::unique_ptr<matrix> upload_native(const tensor& t) {
     std::unique_ptr<matrix> m;
+    if ((m = try_spqr<2>(t)) || (m = try_spqr<3>(t)) || (m = try_spqr<4>(t))) return m;
     if ((m = try_native<scheme<ggml_type<ggml::block_q4_0>>>(t))) return m;
     if ((m = try_native<scheme<ggml_type<ggml::block_q8_0>>>(t))) return m;
     if ((m = try_native<scheme<ggml_type<ggml::block_q4_K>>>(t))) return m;
