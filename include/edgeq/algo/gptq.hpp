@@ -280,8 +280,7 @@ template <class Format>
 qmatrix<Format> gptq_quantize(matrix_view<const float> w, const double* h, const gptq_options& opt = {},
                               thread_pool& pool = default_pool(), gptq_report* report = nullptr) {
     check_finite(w);
-    qmatrix<Format> shape_check(w.rows, w.cols);  // bad shapes are refused before the factor
-    (void)shape_check;
+    if (Format::shape_problem(w.cols)) qmatrix<Format>(w.rows, w.cols);  // refused (its message) before the factor
     return gptq_quantize<Format>(w, gptq_prepare(h, w.cols, opt, pool), opt, pool, report);
 }
 
