@@ -282,3 +282,84 @@ TEST_CASE("a long prompt (packed attention and products) agrees with decoding to
     INFO("worst relative L2 of a token's logits, prompt against decode: " << worst);
     CHECK(worst <= 1e-5);  // float summation order only
 }
+
+TEST_CASE("quantize_calibrated: the statistics pass (float32 copies, no ffn_down product) sees the float model's inputs",
+          "[calibrate]") {
+    // The driver's first pass runs block l on float32 copies of its weights and skips ffn_down's
+    // product (its output is thrown away): every matrix must still get exactly what a plain
+    // forward pass of the float model feeds it.
+    engine::llama_model m = tiny_model(7, 2, true);
+    std::vector<int> text(300);
+    std::mt19937 g(9);
+    for (int& t : text) t = int(g() % 50);
+    const auto windows = engine::calibration_windows(text, 3, 24, 5);
+    const std::size_t dim = 64;
+    // Expected: layer 0 statistics from the plain model (the driver only replaces layer 0's
+    // matrices with exact copies, so layer 1 sees the float model too).
+    std::map<std::string, eq::input_stats> expect;
+    {
+        engine::llama_session s(m);
+        s.set_observer([&](std::size_t layer, engine::layer_matrix w, eq::matrix_view<const float> x) {
+            const std::string n = engine::matrix_name(layer, w);
+            auto it = expect.find(n);
+            if (it == expect.end()) it = expect.emplace(n, eq::input_stats(x.cols)).first;
+            it->second.add(x);
+        });
+        for (const auto& w : windows) {
+            std::vector<float> h(w.size() * dim);
+            s.reset();
+            s.embed(w.data(), w.size(), h.data());
+            s.forward_layers(h.data(), w.size(), 0, 2);
+        }
+    }
+    std::size_t checked = 0;
+    engine::quantize_calibrated(m, windows, [&](const engine::calib_matrix& j) {
+        INFO(j.name);
+        const eq::input_stats& e = expect.at(j.name);
+        CHECK(j.inputs.samples() == e.samples());
+        CHECK(j.inputs.importance() == e.importance());
+        CHECK(j.inputs.hessian() == e.hessian());
+        ++checked;
+        return dense_copy(j);
+    });
+    CHECK(checked == 14);
+}
+
+TEST_CASE("plan_of<gptq>: q, k and v (gate and up) share one factor of H, with GPTQ's bytes for each", "[calibrate][gptq]") {
+    std::vector<int> text(400);
+    std::mt19937 g(11);
+    for (int& t : text) t = int(g() % 50);
+    const auto windows = engine::calibration_windows(text, 4, 24, 3);
+    using S = eq::scheme<eq::gptq<>, eq::bits<3>, eq::group<32>>;
+    const engine::calib_plan plan = engine::plan_of<S>();
+    engine::llama_model m = tiny_model(4);
+    std::size_t same = 0;
+    std::uint64_t last_version = 0;
+    std::size_t versions = 0;
+    engine::quantize_calibrated(
+        m, windows,
+        [&](const engine::calib_matrix& j) {
+            if (j.inputs.version() != last_version) ++versions, last_version = j.inputs.version();
+            std::unique_ptr<eq::linear> q = plan.quantize(j);
+            eq::gptq_options o;
+            o.quant = eq::default_options<S>();
+            const eq::qmatrix<eq::format_of<S>> alone = eq::gptq_quantize<eq::format_of<S>>(j.weights, j.inputs.hessian(), o);
+            INFO(j.name);
+            REQUIRE(q->storage_bytes() == alone.storage_bytes());
+            const bool equal = std::equal(alone.blob().data(), alone.blob().data() + alone.storage_bytes(), q->storage_data());
+            CHECK(equal);
+            same += equal;
+            return q;
+        },
+        plan.options);
+    CHECK(same == 14);
+    CHECK(versions == 8);  // four inputs per block, each a new state of the statistics
+    // A copy keeps its version; adding to it gives a new one.
+    eq::input_stats a(4), b(4);
+    CHECK(a.version() != b.version());
+    eq::input_stats c = a;
+    CHECK(c.version() == a.version());
+    const float x[4] = {1, 2, 3, 4};
+    c.add({x, 1, 4});
+    CHECK(c.version() != a.version());
+}

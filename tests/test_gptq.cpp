@@ -617,3 +617,34 @@ TEST_CASE("gptq on a 2048 x 5632 layer: time and output error against RTN", "[.b
     scenario("strongly correlated inputs (256 factors x 1)", 1.0f);
     scenario("weakly correlated inputs (256 factors x 0.25)", 0.25f);
 }
+
+TEST_CASE("gptq: one prepared factor of H serves every matrix that reads the input", "[gptq]") {
+    const problem& p = layer();
+    // Two matrices on one input (as q and k): the factor prepared once gives each what
+    // gptq_quantize(w, H) gives it, with and without act-order, dead inputs included.
+    const matrix w2 = gaussian(32, 512, 77);
+    matrix x = p.x;
+    for (std::size_t t = 0; t < x.rows; ++t) x.v[t * x.cols + 9] = 0.0f;
+    const auto h = hessian_of(x);
+    for (bool act_order : {false, true}) {
+        INFO("act_order " << act_order);
+        eq::gptq_options o;
+        o.act_order = act_order;
+        const eq::gptq_factorization f = eq::gptq_prepare(h, 512, o);
+        CHECK(f.n_dead == 1);
+        eq::gptq_report r1, r2;
+        CHECK(same_bytes(eq::gptq_quantize<int4_g128>(p.w.view(), f, o, eq::default_pool(), &r1),
+                         eq::gptq_quantize<int4_g128>(p.w.view(), h, o, eq::default_pool(), &r2)));
+        CHECK(r1.loss == r2.loss);
+        CHECK(r1.dead == 1);
+        CHECK(same_bytes(eq::gptq_quantize<q4_k>(w2.view(), f, o), eq::gptq_quantize<q4_k>(w2.view(), h, o)));
+    }
+    // A factor of another size or act-order is refused.
+    const eq::gptq_factorization f = eq::gptq_prepare(h, 512);
+    eq::gptq_options ao;
+    ao.act_order = true;
+    CHECK_THROWS_WITH(eq::gptq_quantize<int4_g128>(p.w.view(), f, ao), Catch::Contains("act_order"));
+    const matrix narrow = gaussian(8, 256, 5);
+    CHECK_THROWS_WITH(eq::gptq_quantize<int4_g128>(narrow.view(), f), Catch::Contains("256"));
+    CHECK_THROWS_WITH(eq::gptq_prepare(identity(256), 512), Catch::Contains("Hessian"));
+}

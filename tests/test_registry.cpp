@@ -74,13 +74,13 @@ TEST_CASE("the built-in list: every combination, each name once", "[registry]") 
     const std::vector<std::string>& names = reg::names();
     CHECK(names.size() == reg::scheme_count + reg::spqr_count);
     CHECK(reg::scheme_count == 6 * 5 * 2 * 2 + 4 * 3 + 12);
-    CHECK(reg::spqr_count == 3);
+    CHECK(reg::spqr_count == 4);
     CHECK(names.size() <= 150);
     CHECK(std::set<std::string>(names.begin(), names.end()).size() == names.size());
     for (const char* n : {"int4-g128", "int4-g128-asym", "int8-row", "int8-row-f32", "int6-g64-f32", "nf4-g64",
                           "nf4-g64-dq", "nf4-g64-f32", "int2-g32-asym-f32", "int3-row-asym", "nf4-g256-dq", "q4_0",
                           "q8_0", "q2_k", "q4_k", "q6_k", "iq4_nl", "iq4_xs", "spqr-2bit-g16", "spqr-3bit-g16",
-                          "spqr-4bit-g16"}) {
+                          "spqr-4bit-g16", "spqr-4bit-g32"}) {
         INFO(n);
         CHECK(std::find(names.begin(), names.end(), std::string(n)) != names.end());
     }
@@ -429,6 +429,23 @@ TEST_CASE("SpQR by name: spqr-2bit-g16, spqr-3bit-g16, spqr-4bit-g16", "[registr
         CHECK(reg::names()[reg::scheme_count + std::size_t(bits - 2)] == n);
         const std::vector<float> w = random_matrix(16, 128, 2);
         CHECK_THROWS_WITH(reg::make_linear(n, {w.data(), 16, 128}), Contains("needs calibration") && Contains(n));
+    }
+    {  // the 4-bit base in groups of 32
+        const reg::scheme_info in = reg::info("spqr-4bit-g32");
+        CHECK(in.algorithm == "spqr");
+        CHECK(in.bits == 4);
+        CHECK(in.group == 32);
+        CHECK(in.bits_per_weight == 4 + 6.0 / 32 + 64.0 / 512);
+        const spqr_facts f = visited_spqr("spqr-4bit-g32");
+        CHECK(f.spqr);
+        CHECK(f.group == 32);
+        CHECK(f.stat_group == 16);
+        CHECK(f.name == "spqr-4bit-g32");
+        CHECK(reg::names()[reg::scheme_count + 3] == "spqr-4bit-g32");
+        // g32 is built in at 4 bits only
+        CHECK_THROWS_WITH(reg::info("spqr-2bit-g32"), Contains("not a built-in SpQR group at 2 bits") &&
+                                                          Contains("did you mean spqr-2bit-g16?"));
+        CHECK_THROWS_WITH(reg::info("spqr-4bit-g64"), Contains("g16 and g32") && Contains("spqr-4bit-g32"));
     }
     CHECK(visited_spqr("gptq-int4-g128").name == "gptq-int4-g128");
     CHECK_FALSE(visited_spqr("gptq-int4-g128").spqr);

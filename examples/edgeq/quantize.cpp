@@ -54,6 +54,7 @@ const char* const help =
     "                    gptq-int4-g128, gptq-actorder-int3-g64, gptq-q4_k   GPTQ (needs --calib)\n"
     "                    awq-int4-g128                       AWQ (needs --calib)\n"
     "                    spqr-3bit-g16 (also 2bit, 4bit)     SpQR: GPTQ, small groups, outliers (needs --calib)\n"
+    "                    spqr-4bit-g32                       SpQR, 4 bits in groups of 32 (under 4.7 bits)\n"
     "                  or a llama.cpp mixture: q2_k q3_k_s q3_k_m q3_k_l q4_k_s q4_k_m q5_k_s q5_k_m\n"
     "                  q6_k, optionally gptq- (gptq-q4_k_m)\n"
     "  --target-bpw B  instead of --scheme: a type per layer matrix, from --candidates, so that the\n"
@@ -68,6 +69,9 @@ const char* const help =
     "                  q6_k,q8_0 for a file llama.cpp runs; f16 allowed); a matrix that no candidate\n"
     "                  can hold (its row length) is stored f16\n"
     "  --algorithm A   prefix for the candidates that name none: rtn, rtn-clip, gptq, gptq-actorder, awq\n"
+    "  --spqr-threshold T   SpQR: a weight is an outlier when its error exceeds T x the layer's mean\n"
+    "                  (the reference's outlier_relative_threshold; default 0.2)\n"
+    "  --spqr-outliers F    SpQR: instead, the threshold that keeps about the fraction F of the weights\n"
     "  --calib FILE    calibration text; --nsamples windows of --seqlen tokens at random\n"
     "                  offsets (--seed); defaults 32, 512, 0\n"
     "  --imatrix FILE  an importance matrix (llama.cpp's .dat format) instead of calibrating\n"
@@ -94,35 +98,48 @@ struct tensor_log {
     double seconds = 0;
 };
 
+// sum_c a[c] b[c] in eight float lanes (vectorized; a log's precision).
+inline float dot8(const float* a, const float* b, std::size_t n) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    std::size_t c = 0;
+    for (; c + 8 <= n; c += 8)
+        for (int k = 0; k < 8; ++k) acc[k] += a[c + k] * b[c + k];
+    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; c < n; ++c) s += a[c] * b[c];
+    return s;
+}
+
 // ||W - Q|| / ||W||, and ||(W - Q) X^T|| / ||W X^T|| over the sample rows X (at most 64 of them;
-// -1 without any), from one pass that decodes each row of Q once. The scaled layer (AWQ) sees
-// x / s, so X is divided by `scales` once, up front.
+// -1 without any), from one pass that decodes each row of Q once, threaded over rows (per-row
+// sums added in row order, so the result does not depend on the thread count). The scaled layer
+// (AWQ) sees x / s, so X is divided by `scales` once, up front.
 std::pair<double, double> errors(edgeq::matrix_view<const float> w, const edgeq::linear& q, edgeq::matrix_view<const float> x,
-                                 const std::vector<float>& scales) {
-    const std::size_t n = std::min<std::size_t>(x.rows, 64);
-    std::vector<float> xs(n * w.cols);
+                                 const std::vector<float>& scales, edgeq::thread_pool& pool = edgeq::default_pool()) {
+    const std::size_t n = std::min<std::size_t>(x.rows, 64), cols = w.cols;
+    std::vector<float> xs(n * cols);
     for (std::size_t t = 0; t < n; ++t)
-        for (std::size_t c = 0; c < w.cols; ++c) xs[t * w.cols + c] = scales.empty() ? x(t, c) : x(t, c) / scales[c];
-    double wnum = 0, wden = 0, onum = 0, oden = 0;
-    std::vector<float> row(w.cols);
-    for (std::size_t r = 0; r < w.rows; ++r) {
-        q.dequantize_row(r, row.data());
-        for (std::size_t c = 0; c < w.cols; ++c) {
-            const double d = double(w(r, c)) - row[c];
-            wnum += d * d;
-            wden += double(w(r, c)) * w(r, c);
-        }
-        for (std::size_t t = 0; t < n; ++t) {
-            const float* xt = &xs[t * w.cols];
-            double a = 0, b = 0;
-            for (std::size_t c = 0; c < w.cols; ++c) {
-                a += double(w(r, c)) * xt[c];
-                b += double(row[c]) * xt[c];
+        for (std::size_t c = 0; c < cols; ++c) xs[t * cols + c] = scales.empty() ? x(t, c) : x(t, c) / scales[c];
+    std::vector<double> sums(w.rows * 4, 0.0);  // per row: ||w - q||^2, ||w||^2, output error^2, output^2
+    pool.parallel_for(w.rows, 16, [&](std::size_t r0, std::size_t r1) {
+        std::vector<float> row(cols), d(cols);
+        for (std::size_t r = r0; r < r1; ++r) {
+            q.dequantize_row(r, row.data());
+            const float* wr = w.row(r);
+            double* out = &sums[r * 4];
+            for (std::size_t c = 0; c < cols; ++c) {
+                d[c] = wr[c] - row[c];
+                out[0] += double(d[c]) * d[c];
+                out[1] += double(wr[c]) * wr[c];
             }
-            onum += (a - b) * (a - b);
-            oden += a * a;
+            for (std::size_t t = 0; t < n; ++t) {
+                const double e = dot8(d.data(), &xs[t * cols], cols), a = dot8(wr, &xs[t * cols], cols);
+                out[2] += e * e;
+                out[3] += a * a;
+            }
         }
-    }
+    });
+    double wnum = 0, wden = 0, onum = 0, oden = 0;
+    for (std::size_t r = 0; r < w.rows; ++r) wnum += sums[r * 4], wden += sums[r * 4 + 1], onum += sums[r * 4 + 2], oden += sums[r * 4 + 3];
     const double werr = wden > 0 ? std::sqrt(wnum / wden) : 0.0;
     return {werr, n == 0 ? -1.0 : oden > 0 ? std::sqrt(onum / oden) : 0.0};
 }
@@ -252,6 +269,7 @@ int quantize(int argc, char** argv) {
     double target_bpw = 0;
     std::uint64_t target_size = 0;
     std::size_t nsamples = 32, seqlen = 512;
+    double spqr_threshold = en::plan_settings().spqr_outlier_threshold, spqr_fraction = 0.0;
     unsigned seed = 0, threads = std::max(1u, std::thread::hardware_concurrency());
     bool json = false;
     while (!a.done()) {
@@ -306,6 +324,20 @@ int quantize(int argc, char** argv) {
             candidates_arg = a.value(o);
         } else if (o == "--algorithm") {
             algorithm = a.value(o);
+        } else if (o == "--spqr-threshold" || o == "--spqr-outliers") {
+            const std::string v = a.value(o);
+            std::size_t used = 0;
+            double x = 0;
+            try {
+                x = std::stod(v, &used);
+            } catch (const std::exception&) {
+            }
+            const bool fraction = o == "--spqr-outliers";
+            if (used != v.size() || !(x > 0) || !std::isfinite(x) || (fraction && x > 0.5))
+                a.fail(o + (fraction ? " takes the fraction of weights kept as outliers, above 0 and at most 0.5, not '"
+                                     : " takes a positive number (tau), not '") +
+                       v + "'");
+            (fraction ? spqr_fraction : spqr_threshold) = x;
         } else {
             a.unknown(o);
         }
@@ -363,6 +395,8 @@ int quantize(int argc, char** argv) {
 
     // The plan of each registry name, made once; a dense type (a budget's f16) is a plan too.
     en::plan_settings settings;
+    settings.spqr_outlier_threshold = spqr_threshold;
+    settings.spqr_outlier_fraction = spqr_fraction;
     std::map<std::string, en::calib_plan> plans;
     auto plan = [&](const std::string& name) -> const en::calib_plan& {
         auto it = plans.find(name);
@@ -436,7 +470,7 @@ int quantize(int argc, char** argv) {
         const edgeq::matrix_view<const float> wv(w.data(), rows, cols);
         std::unique_ptr<edgeq::linear> q =
             edgeq::is_dense_type(type) ? edgeq::make_dense_linear(type, wv) : reg::make_linear(type, wv);
-        tensor_log e{name, q->scheme_name(), errors(wv, *q, {}, {}).first, -1, 0};
+        tensor_log e{name, q->scheme_name(), errors(wv, *q, {}, {}, pool).first, -1, 0};
         return std::make_pair(std::move(q), e);
     };
 
@@ -609,7 +643,7 @@ int quantize(int argc, char** argv) {
                 const auto t0 = clock::now();
                 const std::string type = type_of(j.name, j.layer, j.weights.cols);
                 std::unique_ptr<edgeq::linear> q = plan(type).quantize(j);
-                const std::pair<double, double> err = errors(j.weights, *q, j.sample, j.scales);
+                const std::pair<double, double> err = errors(j.weights, *q, j.sample, j.scales, pool);
                 tensor_log e{j.name, q->scheme_name(), err.first, err.second, std::chrono::duration<double>(clock::now() - t0).count()};
                 log.push_back(e);
                 return q;
@@ -644,7 +678,7 @@ int quantize(int argc, char** argv) {
                 } catch (const edgeq::error& e) {  // say which tensor (a row length a block type cannot hold)
                     throw edgeq::error(name + ": " + std::string(e.what()).substr(7));
                 }
-                log.push_back(tensor_log{name, q->scheme_name(), errors(wv, *q, {}, {}).first, -1,
+                log.push_back(tensor_log{name, q->scheme_name(), errors(wv, *q, {}, {}, pool).first, -1,
                                          std::chrono::duration<double>(clock::now() - t1).count()});
                 *slots[k] = std::move(q);
                 bar.update(++done, total, name);

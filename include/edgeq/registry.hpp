@@ -20,6 +20,7 @@
 // which make_linear refuses (they need engine::quantize_calibrated and its statistics).
 // Besides them, SpQR with its own storage (format/spqr.hpp), calibrated too:
 //     spqr-2bit-g16, spqr-3bit-g16, spqr-4bit-g16    scheme<spqr<2>>, <3>, <4>          3 schemes
+//     spqr-4bit-g32                                  scheme<spqr<4, 32>>                1 scheme
 // (not crossed with the algorithms: the name is the algorithm and the format at once; visit
 // hands scheme<spqr<Bits>> to its function, whose grouped format_of<S> SpQR does not use).
 // Other compositions of edgeq::scheme<...> work in C++, not by name.
@@ -96,8 +97,11 @@ inline auto ggml_schemes() {
                          scheme<q4_k>, scheme<q5_k>, scheme<q6_k>, scheme<iq4_nl>, scheme<iq4_xs>>;
 }
 
-// SpQR: its own storage in 2, 3 and 4 bits, groups of 16, 3-bit statistics over 16 rows.
-inline auto spqr_schemes() { return hana::tuple_t<scheme<spqr<2>>, scheme<spqr<3>>, scheme<spqr<4>>>; }
+// SpQR: its own storage in 2, 3 and 4 bits, groups of 16, 3-bit statistics over 16 rows; and
+// 4 bits in groups of 32 (4.3125 bits before outliers: the 4-bit base that fits under 4.7).
+inline auto spqr_schemes() {
+    return hana::tuple_t<scheme<spqr<2>>, scheme<spqr<3>>, scheme<spqr<4>>, scheme<spqr<4, 32>>>;
+}
 
 // scheme<Ps...> run by Algorithm: the same type for the default rtn<>, so a base name and its
 // "rtn-" spelling visit one type.
@@ -575,15 +579,19 @@ inline body_result parse_spqr(const std::string& name) {
         r.fixes.push_back("spqr-" + std::to_string(bits) + "bit-" + group_part);
         return fail("SpQR's width is written '" + std::to_string(bits) + "bit', not '" + tok[1] + "'");
     }
-    // The group.
+    // The group: one of those built in at this width.
+    std::vector<int> groups;
+    for (const scheme_info& i : t.formats)
+        if (i.algorithm == "spqr" && i.bits == bits) add_unique(groups, i.group);
     int group = 0;
     if (tok.size() < 3 || !(tok[2].size() > 1 && tok[2][0] == 'g' && parse_int(tok[2].substr(1), group)) ||
-        std::find(t.spqr_groups.begin(), t.spqr_groups.end(), group) == t.spqr_groups.end()) {
-        for (int g : t.spqr_groups) r.fixes.push_back(named(bits, g));
+        std::find(groups.begin(), groups.end(), group) == groups.end()) {
+        for (int g : groups) r.fixes.push_back(named(bits, g));
         std::vector<std::string> gs;
-        for (int g : t.spqr_groups) gs.push_back("g" + std::to_string(g));
-        return fail((tok.size() < 3 ? std::string("the group is missing") : "'" + tok[2] + "' is not a built-in SpQR group") +
-                    "; the built-in SpQR schemes have " + join(gs, ", ", " and ") +
+        for (int g : groups) gs.push_back("g" + std::to_string(g));
+        return fail((tok.size() < 3 ? std::string("the group is missing")
+                                    : "'" + tok[2] + "' is not a built-in SpQR group at " + std::to_string(bits) + " bits") +
+                    "; the built-in " + std::to_string(bits) + "-bit SpQR schemes have " + join(gs, ", ", " and ") +
                     " (in C++, edgeq::spqr<Bits, Group> takes other groups)");
     }
     // Nothing after the group.

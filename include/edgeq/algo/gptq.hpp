@@ -71,13 +71,8 @@ namespace detail {
 // R with H = R R^T, R upper: the lower Cholesky factor of H with rows and columns reversed.
 // Returns the strictly upper part divided by its column's diagonal (S_kj = R_kj / R_jj, float,
 // what the sweep multiplies by) and the diagonal; false if H is not positive definite.
-inline bool gptq_factor(const std::vector<double>& h, std::size_t n, std::vector<float>& s, std::vector<double>& rdiag,
-                        thread_pool& pool) {
-    std::vector<double> a(n * n);
-    pool.parallel_for(n, 16, [&](std::size_t i0, std::size_t i1) {
-        for (std::size_t i = i0; i < i1; ++i)
-            for (std::size_t j = 0; j <= i; ++j) a[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)];
-    });
+inline bool gptq_factor_reversed(std::vector<double>& a, std::size_t n, std::vector<float>& s, std::vector<double>& rdiag,
+                                 thread_pool& pool) {
     if (!linalg::cholesky_lower(a.data(), n, n, pool)) return false;
     // R_kj = L[n-1-k][n-1-j] for j >= k.
     rdiag.resize(n);
@@ -88,6 +83,16 @@ inline bool gptq_factor(const std::vector<double>& h, std::size_t n, std::vector
             for (std::size_t j = k + 1; j < n; ++j) s[k * n + j] = float(a[(n - 1 - k) * n + (n - 1 - j)] / rdiag[j]);
     });
     return true;
+}
+
+inline bool gptq_factor(const std::vector<double>& h, std::size_t n, std::vector<float>& s, std::vector<double>& rdiag,
+                        thread_pool& pool) {
+    std::vector<double> a(n * n);
+    pool.parallel_for(n, 16, [&](std::size_t i0, std::size_t i1) {
+        for (std::size_t i = i0; i < i1; ++i)
+            for (std::size_t j = 0; j <= i; ++j) a[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)];
+    });
+    return gptq_factor_reversed(a, n, s, rdiag, pool);
 }
 
 // Factors H + damp * mean_diag * I (gptq_factor), multiplying damp by 10 up to three times
@@ -117,31 +122,105 @@ inline std::size_t gptq_block(std::size_t block, std::size_t group, std::size_t 
 
 }  // namespace detail
 
-// GPTQ into Format. h: the layer's cols x cols Hessian (row-major, symmetric), e.g.
-// input_stats::hessian(). opt.quant.importance (per column) goes to every group fit.
+// What GPTQ computes from the Hessian alone: the dead inputs, the sweep order and the factor.
+// Matrices that read the same input (q, k, v; gate, up) share it: gptq_prepare once, then
+// gptq_quantize per matrix gives what gptq_quantize(w, h) gives for each.
+struct gptq_factorization {
+    std::size_t n = 0;
+    bool act_order = false;
+    std::vector<char> dead;          // H_ii == 0: the weight column is zeroed
+    std::vector<std::size_t> perm;   // perm[i]: the original column quantized i-th
+    std::vector<float> s;            // S_kj = R_kj / R_jj (upper, n x n, in sweep order)
+    std::vector<double> rdiag;       // R_kk
+    double damp = 0.0;               // the dampening used (after any retries)
+    std::size_t n_dead = 0;
+    double seconds = 0.0;            // what preparing took
+};
+
+// h: the cols x cols Hessian (row-major, symmetric). Uses opt.damp and opt.act_order.
+inline gptq_factorization gptq_prepare(const double* h, std::size_t n, const gptq_options& opt = {},
+                                       thread_pool& pool = default_pool()) {
+    const auto t0 = std::chrono::steady_clock::now();
+    gptq_factorization f;
+    f.n = n;
+    f.act_order = opt.act_order;
+    // Dead inputs: no signal, so the weight cannot matter; zero it and make H invertible.
+    f.dead.assign(n, 0);
+    std::vector<double> diag(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        diag[i] = h[i * n + i];
+        if (diag[i] == 0.0) f.dead[i] = 1, diag[i] = 1.0, ++f.n_dead;
+    }
+    f.perm.resize(n);
+    std::iota(f.perm.begin(), f.perm.end(), std::size_t(0));
+    if (opt.act_order)
+        std::stable_sort(f.perm.begin(), f.perm.end(), [&](std::size_t a, std::size_t b) { return diag[a] > diag[b]; });
+    double mean_diag = 0.0;
+    for (std::size_t i = 0; i < n; ++i) mean_diag += diag[f.perm[i]];
+    mean_diag /= double(n);
+    // The dead-fixed, permuted H, written straight into the reversed lower triangle that
+    // gptq_factor's Cholesky reads (no full copies of H on the way).
+    const std::vector<std::size_t>& perm = f.perm;
+    auto h_of = [&](std::size_t i, std::size_t j) {  // permuted, dead diagonal entries 1
+        return i == j ? diag[perm[i]] : h[perm[i] * n + perm[j]];
+    };
+    double damp = opt.damp;
+    std::vector<double> a(n * n);
+    for (int attempt = 0;; ++attempt) {
+        pool.parallel_for(n, 16, [&](std::size_t i0, std::size_t i1) {
+            for (std::size_t i = i0; i < i1; ++i) {
+                for (std::size_t j = 0; j < i; ++j) a[i * n + j] = h_of(n - 1 - i, n - 1 - j);
+                a[i * n + i] = h_of(n - 1 - i, n - 1 - i) + damp * mean_diag;
+            }
+        });
+        if (detail::gptq_factor_reversed(a, n, f.s, f.rdiag, pool)) break;
+        if (attempt == 3)
+            throw error("gptq: the Hessian is not positive definite even with dampening " + std::to_string(damp) +
+                        " x mean(diag H); is it a Hessian of this layer's inputs?");
+        damp = damp > 0.0 ? damp * 10.0 : 0.01;
+    }
+    f.damp = damp;
+    f.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return f;
+}
+
+inline gptq_factorization gptq_prepare(const std::vector<double>& h, std::size_t n, const gptq_options& opt = {},
+                                       thread_pool& pool = default_pool()) {
+    if (h.size() != n * n)
+        throw error("gptq: the Hessian has " + std::to_string(h.size()) + " entries, the layer needs " + std::to_string(n) +
+                    " x " + std::to_string(n));
+    return gptq_prepare(h.data(), n, opt, pool);
+}
+
+// GPTQ into Format with a prepared factor of the layer's Hessian (same act_order as opt).
+// opt.quant.importance (per column) goes to every group fit.
 template <class Format>
-qmatrix<Format> gptq_quantize(matrix_view<const float> w, const double* h, const gptq_options& opt = {},
+qmatrix<Format> gptq_quantize(matrix_view<const float> w, const gptq_factorization& f, const gptq_options& opt = {},
                               thread_pool& pool = default_pool(), gptq_report* report = nullptr) {
     using codec = group_codec<Format>;
     using params = typename codec::params;
     check_finite(w);
     qmatrix<Format> out(w.rows, w.cols);  // checks the shape first
+    if (f.n != w.cols)
+        throw error("gptq: the factor is of a Hessian of " + std::to_string(f.n) + " inputs, the layer has " +
+                    std::to_string(w.cols));
+    if (f.act_order != opt.act_order) throw error("gptq: the factor was prepared with another act_order");
     using clock = std::chrono::steady_clock;
-    const auto t0 = clock::now();
+    const auto t1 = clock::now();
     const std::size_t rows = w.rows, n = w.cols;
     const std::size_t gs = codec::group_size(n), ng = n / gs;
     const bool static_groups = opt.static_groups || opt.act_order;
     const float* imp = opt.quant.importance;
-
-    // Dead inputs: no signal, so the weight cannot matter; zero it and make H invertible.
-    std::vector<double> hw(h, h + n * n);
-    std::vector<float> w0(rows * n);
-    std::vector<char> dead(n, 0);
+    const std::vector<std::size_t>& perm = f.perm;
+    const std::vector<float>& s = f.s;
+    const std::vector<double>& rdiag = f.rdiag;
     gptq_report rep;
-    for (std::size_t i = 0; i < n; ++i)
-        if (hw[i * n + i] == 0.0) dead[i] = 1, hw[i * n + i] = 1.0, ++rep.dead;
+    rep.dead = f.n_dead;
+    rep.damp = f.damp;
+
+    std::vector<float> w0(rows * n);
     for (std::size_t r = 0; r < rows; ++r)
-        for (std::size_t c = 0; c < n; ++c) w0[r * n + c] = dead[c] ? 0.0f : w(r, c);
+        for (std::size_t c = 0; c < n; ++c) w0[r * n + c] = f.dead[c] ? 0.0f : w(r, c);
 
     std::vector<params> ps(rows * ng);
     if (static_groups)
@@ -150,27 +229,6 @@ qmatrix<Format> gptq_quantize(matrix_view<const float> w, const double* h, const
                 for (std::size_t g = 0; g < ng; ++g)
                     ps[r * ng + g] = codec::fit(&w0[r * n + g * gs], gs, imp ? imp + g * gs : nullptr, opt.quant);
         });
-
-    // Sweep order: perm[i] is the original column quantized i-th.
-    std::vector<std::size_t> perm(n);
-    std::iota(perm.begin(), perm.end(), std::size_t(0));
-    if (opt.act_order)
-        std::stable_sort(perm.begin(), perm.end(),
-                         [&](std::size_t a, std::size_t b) { return hw[a * n + a] > hw[b * n + b]; });
-    std::vector<double> hp(n * n);
-    double mean_diag = 0.0;
-    for (std::size_t i = 0; i < n; ++i) {
-        for (std::size_t j = 0; j < n; ++j) hp[i * n + j] = hw[perm[i] * n + perm[j]];
-        mean_diag += hp[i * n + i];
-    }
-    mean_diag /= double(n);
-    std::vector<double>().swap(hw);
-
-    std::vector<float> s;
-    std::vector<double> rdiag;
-    rep.damp = detail::gptq_factor_damped(hp, n, mean_diag, opt.damp, s, rdiag, pool);
-    std::vector<double>().swap(hp);
-    const auto t1 = clock::now();
 
     // v: the columns' current values (original + corrections); wp: the originals; both permuted.
     std::vector<float> wp(rows * n), v(rows * n);
@@ -207,13 +265,23 @@ qmatrix<Format> gptq_quantize(matrix_view<const float> w, const double* h, const
     }
 
     codec::store(out, ps, codes.data());
-    rep.factor_seconds = std::chrono::duration<double>(t1 - t0).count();
+    rep.factor_seconds = f.seconds;
     rep.sweep_seconds = std::chrono::duration<double>(clock::now() - t1).count();
     if (report) {
         rep.loss = std::accumulate(row_loss.begin(), row_loss.end(), 0.0);
         *report = rep;
     }
     return out;
+}
+
+// GPTQ into Format. h: the layer's cols x cols Hessian (row-major, symmetric), e.g.
+// input_stats::hessian(). opt.quant.importance (per column) goes to every group fit.
+template <class Format>
+qmatrix<Format> gptq_quantize(matrix_view<const float> w, const double* h, const gptq_options& opt = {},
+                              thread_pool& pool = default_pool(), gptq_report* report = nullptr) {
+    check_finite(w);
+    if (Format::shape_problem(w.cols)) qmatrix<Format>(w.rows, w.cols);  // refused (its message) before the factor
+    return gptq_quantize<Format>(w, gptq_prepare(h, w.cols, opt, pool), opt, pool, report);
 }
 
 template <class Format>

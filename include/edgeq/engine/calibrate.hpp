@@ -6,7 +6,9 @@
 //   per block l:
 //     1. run block l (float weights) over every window, feeding what enters each matrix to the
 //        statistics of its input: attn_in (q, k, v), attn_out (o), ffn_in (gate, up), ffn_mid
-//        (down): the Hessian 2 X^T X / n, E[x^2] and mean |x| (algo/hessian.hpp);
+//        (down): the Hessian 2 X^T X / n, E[x^2] and mean |x| (algo/hessian.hpp). This pass's
+//        outputs are not used, so ffn_down's product is skipped (a quarter of the block's
+//        multiply-adds), and the weights are float32 copies (the packed float GEMM);
 //     2. optionally (AWQ) search a scale per input channel for each group of matrices that
 //        share an input, multiply the group's columns by it and divide what produces the input
 //        by it (the RMSNorm weight; v's rows for o without GQA; up's rows for down), so the
@@ -137,29 +139,77 @@ inline std::vector<float> decoded(const linear& l) {
     for (std::size_t r = 0; r < l.rows(); ++r) l.dequantize_row(r, &w[r * l.cols()]);
     return w;
 }
-// While alive (and on): the seven matrices replaced by dense float32 copies of their decoded
-// weights; the quantized ones are put back on destruction, also when the forward pass throws.
-class decoded_block {
+// While alive: the seven matrices of a block replaced by others (slots[k] by with[k], where
+// given); the originals are put back on destruction, also when the forward pass throws.
+class swapped_block {
    public:
-    decoded_block(std::unique_ptr<linear>** slots, bool on) : slots_(slots) {
-        if (!on) return;
-        for (int k = 0; k < 7; ++k) {
-            const std::vector<float> w = decoded(**slots_[k]);
-            std::unique_ptr<linear> f = make_dense_linear<dense_f32>({w.data(), (*slots_[k])->rows(), (*slots_[k])->cols()});
-            saved_[k] = std::move(*slots_[k]);
-            *slots_[k] = std::move(f);
-        }
+    swapped_block(std::unique_ptr<linear>** slots, std::unique_ptr<linear>* with) : slots_(slots) {
+        for (int k = 0; k < 7; ++k)
+            if (with[k]) {
+                saved_[k] = std::move(*slots_[k]);
+                *slots_[k] = std::move(with[k]);
+            }
     }
-    ~decoded_block() {
+    ~swapped_block() {
         for (int k = 0; k < 7; ++k)
             if (saved_[k]) *slots_[k] = std::move(saved_[k]);
     }
-    decoded_block(const decoded_block&) = delete;
-    decoded_block& operator=(const decoded_block&) = delete;
+    swapped_block(const swapped_block&) = delete;
+    swapped_block& operator=(const swapped_block&) = delete;
 
    private:
     std::unique_ptr<linear>** slots_;  // seven
     std::unique_ptr<linear> saved_[7];
+};
+
+// Dense float32 copies of the decoded weights of each slot (none when off).
+struct decoded_copies {
+    std::unique_ptr<linear> m[7];
+    decoded_copies(std::unique_ptr<linear>** slots, bool on) {
+        if (!on) return;
+        for (int k = 0; k < 7; ++k) {
+            const std::vector<float> w = decoded(**slots[k]);
+            m[k] = make_dense_linear<dense_f32>({w.data(), (*slots[k])->rows(), (*slots[k])->cols()});
+        }
+    }
+};
+
+// While alive (and on): the seven matrices replaced by dense float32 copies of their decoded
+// weights (the second pass, 4. above).
+class decoded_block {
+   public:
+    decoded_block(std::unique_ptr<linear>** slots, bool on) : copies_(slots, on), swap_(slots, copies_.m) {}
+
+   private:
+    decoded_copies copies_;
+    swapped_block swap_;
+};
+
+// Stands in for ffn_down in the statistics pass, whose output nobody reads: the block's output
+// is thrown away there, and down's input is observed before the product. Writes zeros (a
+// quarter of the block's multiply-adds saved).
+class unread_output : public linear {
+   public:
+    unread_output(std::size_t rows, std::size_t cols) : rows_(rows), cols_(cols) {}
+    std::size_t rows() const override { return rows_; }
+    std::size_t cols() const override { return cols_; }
+    std::size_t storage_bytes() const override { return 0; }
+    const std::uint8_t* storage_data() const override { return nullptr; }
+    double bits_per_weight() const override { return 0.0; }
+    std::string scheme_name() const override { return "unread"; }
+    const char* backend_name() const override { return "none"; }
+
+   protected:
+    void do_gemv(const float*, float* y, thread_pool&) const override { std::fill(y, y + rows_, 0.0f); }
+    void do_gemm(matrix_view<const float>, matrix_view<float> y, thread_pool&) const override {
+        for (std::size_t t = 0; t < y.rows; ++t) std::fill(y.row(t), y.row(t) + rows_, 0.0f);
+    }
+    void do_dequantize_row(std::size_t, float*) const override {
+        throw error("calibration: the statistics pass's stand-in for ffn_down has no weights");
+    }
+
+   private:
+    std::size_t rows_, cols_;
 };
 }  // namespace detail
 
@@ -197,7 +247,18 @@ inline calib_report quantize_calibrated(llama_model& m, const std::vector<std::v
                    : w == layer_matrix::down ? layer_input::ffn_mid
                                              : layer_input::attn_in;
         };
-        // 1. Statistics, from the block's float weights (each shared input counted once).
+        // The seven matrices as floats.
+        std::unique_ptr<linear>* slots[] = {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w3, &L.w2};
+        const layer_matrix order[] = {layer_matrix::q,    layer_matrix::k,  layer_matrix::v,   layer_matrix::o,
+                                      layer_matrix::gate, layer_matrix::up, layer_matrix::down};
+        std::vector<float> w[7];
+        for (int k = 0; k < 7; ++k) w[k] = detail::decoded(**slots[k]);
+        auto view = [&](int k) { return matrix_view<const float>(w[k].data(), (*slots[k])->rows(), (*slots[k])->cols()); };
+
+        // 1. Statistics, from the block's float weights (each shared input counted once). The
+        // pass runs on float32 copies of the decoded weights (what the quantizer is given; the
+        // packed float GEMM is faster than decoding f16 while packing), without ffn_down's
+        // product, whose output is not needed.
         t0 = clock::now();
         std::size_t row_index[4] = {0, 0, 0, 0};
         s.set_observer([&](std::size_t, layer_matrix w, matrix_view<const float> x) {
@@ -210,24 +271,24 @@ inline calib_report quantize_calibrated(llama_model& m, const std::vector<std::v
                     samples[k].insert(samples[k].end(), x.row(r), x.row(r) + x.cols);
             rep.statistics_seconds += detail::seconds_since(ts);
         });
-        for (std::size_t i = 0; i < windows.size(); ++i) {
-            std::vector<float> h = hidden[i];
-            s.reset();
-            s.forward_layers(h.data(), windows[i].size(), l, l + 1);
+        {
+            std::unique_ptr<linear> first[7];
+            for (int k = 0; k < 6; ++k)  // (float32 weights are used as they are)
+                if ((*slots[k])->scheme_name() != "f32") first[k] = make_dense_linear<dense_f32>(view(k));
+            first[6].reset(new detail::unread_output(L.w2->rows(), L.w2->cols()));
+            detail::swapped_block swap(slots, first);
+            std::vector<float> h;
+            for (std::size_t i = 0; i < windows.size(); ++i) {
+                h = hidden[i];
+                s.reset();
+                s.forward_layers(h.data(), windows[i].size(), l, l + 1);
+            }
         }
         s.set_observer(matmul_observer());
         rep.forward_seconds += detail::seconds_since(t0);
         auto sample_of = [&](int k) {
             return matrix_view<const float>(samples[k].data(), samples[k].size() / stats[k].cols(), stats[k].cols());
         };
-
-        // The seven matrices as floats.
-        std::unique_ptr<linear>* slots[] = {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w3, &L.w2};
-        const layer_matrix order[] = {layer_matrix::q,    layer_matrix::k,  layer_matrix::v,   layer_matrix::o,
-                                      layer_matrix::gate, layer_matrix::up, layer_matrix::down};
-        std::vector<float> w[7];
-        for (int k = 0; k < 7; ++k) w[k] = detail::decoded(**slots[k]);
-        auto view = [&](int k) { return matrix_view<const float>(w[k].data(), (*slots[k])->rows(), (*slots[k])->cols()); };
 
         // 2. Scale search (AWQ), folded into what produces each input; all on float weights.
         std::vector<float> scales[4];

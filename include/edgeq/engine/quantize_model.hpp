@@ -15,7 +15,9 @@
 // edgeq CLI reaches plan_of through registry::visit. The embedding and the classifier are not
 // touched (quantize them with make_linear, or keep them dense).
 #pragma once
+#include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -57,6 +59,27 @@ inline std::vector<float> scaled_importance(std::vector<float> imp, const std::v
     return imp;
 }
 
+// The GPTQ factor of the last statistics seen (see plan_for(gptq<...>)).
+class gptq_factor_cache {
+   public:
+    std::shared_ptr<const gptq_factorization> get(const input_stats& inputs, const gptq_options& opt) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!factor_ || version_ != inputs.version() || damp_ != opt.damp || act_order_ != opt.act_order) {
+            factor_.reset();  // the old one's memory first (ffn_down's is 127 MB)
+            factor_.reset(new gptq_factorization(gptq_prepare(inputs.hessian(), inputs.cols(), opt)));
+            version_ = inputs.version(), damp_ = opt.damp, act_order_ = opt.act_order;
+        }
+        return factor_;
+    }
+
+   private:
+    std::mutex mutex_;
+    std::shared_ptr<const gptq_factorization> factor_;
+    std::uint64_t version_ = 0;
+    double damp_ = 0.0;
+    bool act_order_ = false;
+};
+
 template <class Scheme, class Backend>
 std::unique_ptr<linear> wrap(qmatrix<format_of<Scheme>> q) {
     return std::unique_ptr<linear>(new linear_of<Scheme, Backend>(std::move(q)));
@@ -90,8 +113,12 @@ calib_plan plan_for(gptq<Os...>, const plan_settings& s) {
     g.damp = s.gptq_damp;
     g.act_order = gptq<Os...>::act_order;
     g.quant = default_options<Scheme>();
-    p.quantize = [g](const calib_matrix& j) {
-        return wrap<Scheme, Backend>(gptq_quantize<format_of<Scheme>>(j.weights, j.inputs.hessian(), g));
+    // q, k and v (and gate and up) read one input, so they share H and its factor: the last
+    // factor is kept, keyed on the statistics' version (the Cholesky of H is most of GPTQ's
+    // time on the small matrices).
+    std::shared_ptr<gptq_factor_cache> cache = std::make_shared<gptq_factor_cache>();
+    p.quantize = [g, cache](const calib_matrix& j) {
+        return wrap<Scheme, Backend>(gptq_quantize<format_of<Scheme>>(j.weights, *cache->get(j.inputs, g), g));
     };
     return p;
 }
