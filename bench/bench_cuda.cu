@@ -263,6 +263,24 @@ void bench_cublas_gemv() {
     }
 }
 
+// Batch-1 GEMV of shape si through the views (one per replica, cycled so that every call streams
+// from HBM); a row of the table, GB/s counting blob_bytes once per call.
+template <class View>
+void time_gemv_row(const char* name, std::size_t si, std::size_t blob_bytes, const std::vector<View>& views) {
+    const shape& s = shapes[si];
+    float *x, *y;
+    CK(cudaMalloc(&x, s.cols * 4));
+    CK(cudaMemset(x, 0, s.cols * 4));
+    CK(cudaMalloc(&y, s.rows * 4));
+    const double us = time_us([&](int i) { edgeq::cuda::gemv(views[std::size_t(i) % views.size()], x, y, stream); },
+                              iters_for(blob_bytes));
+    gemv_rows.push_back({name, std::to_string(s.rows) + "x" + std::to_string(s.cols),
+                         8.0 * double(blob_bytes) / double(s.rows * s.cols), us, double(blob_bytes) / us / 1e3,
+                         cublas_gemv_us[si]});
+    CK(cudaFree(x));
+    CK(cudaFree(y));
+}
+
 template <class F>
 void bench_gemv(const char* name) {
     if (!only.empty() && only != name) return;
@@ -271,19 +289,9 @@ void bench_gemv(const char* name) {
         const shape& s = shapes[si];
         const auto blob = random_blob<F>(s.rows, s.cols, rng, is_ggml_format<F>{});
         replicas w(blob, rotation_bytes());
-        float *x, *y;
-        CK(cudaMalloc(&x, s.cols * 4));
-        CK(cudaMemset(x, 0, s.cols * 4));
-        CK(cudaMalloc(&y, s.rows * 4));
         std::vector<qview<F>> views;
         for (std::size_t i = 0; i < w.copies; ++i) views.push_back(view_at<F>(blob, s.rows, s.cols, w.at(int(i))));
-        const double us = time_us([&](int i) { edgeq::cuda::gemv(views[std::size_t(i) % views.size()], x, y, stream); },
-                                  iters_for(blob.size()));
-        gemv_rows.push_back({name, std::to_string(s.rows) + "x" + std::to_string(s.cols),
-                             8.0 * double(blob.size()) / double(s.rows * s.cols), us, double(blob.size()) / us / 1e3,
-                             cublas_gemv_us[si]});
-        CK(cudaFree(x));
-        CK(cudaFree(y));
+        time_gemv_row(name, si, blob.size(), views);
     }
 }
 
@@ -320,20 +328,10 @@ void bench_spqr_gemv(const char* name) {
         const shape& s = shapes[si];
         const auto blob = random_spqr(s.rows, s.cols, rng);
         replicas w(blob, rotation_bytes());
-        float *x, *y;
-        CK(cudaMalloc(&x, s.cols * 4));
-        CK(cudaMemset(x, 0, s.cols * 4));
-        CK(cudaMalloc(&y, s.rows * 4));
         std::vector<spqr_view<spqr3>> views;
         const auto host = spqr_view<spqr3>::from_blob(blob.data(), s.rows, s.cols);
         for (std::size_t i = 0; i < w.copies; ++i) views.push_back(edgeq::cuda::rebase(host, blob.data(), w.at(int(i))));
-        const double us = time_us([&](int i) { edgeq::cuda::gemv(views[std::size_t(i) % views.size()], x, y, stream); },
-                                  iters_for(blob.size()));
-        gemv_rows.push_back({name, std::to_string(s.rows) + "x" + std::to_string(s.cols),
-                             8.0 * double(blob.size()) / double(s.rows * s.cols), us, double(blob.size()) / us / 1e3,
-                             cublas_gemv_us[si]});
-        CK(cudaFree(x));
-        CK(cudaFree(y));
+        time_gemv_row(name, si, blob.size(), views);
     }
 }
 

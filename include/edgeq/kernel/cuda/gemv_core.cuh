@@ -624,31 +624,37 @@ void launch_split_rows(const A& a, const XT* x, YT* y, cudaStream_t stream) {
     if (e != cudaSuccess) throw error(std::string("cuda::gemv: kernel launch failed: ") + cudaGetErrorString(e));
 }
 
-// Blocks of gemv_staged_kernel<...> with `smem` bytes of staged x that fit on the device at once.
-// The occupancy query costs about what a launch does, so the last few answers are kept per
-// instantiation (keyed by device and shared memory, which changes with the row length).
-template <class A, class XT, class YT, int Warps, int R, int U, int MinBlocks>
-std::size_t resident_blocks(std::size_t smem) {
+// Blocks of `kernel` (threads each, smem bytes of dynamic shared memory) resident at once on
+// the current device. The occupancy query costs about what a launch does, so the last answers
+// are kept per kernel, device and shared memory (which changes with the row length).
+template <class K>
+std::size_t resident_of(K kernel, int threads, std::size_t smem) {
     struct entry {
+        K k;
         int dev, n;
         std::size_t smem;
     };
-    constexpr int slots = 8;
+    constexpr int slots = 16;
     static entry cache[slots] = {};
     static int next = 0;
     int dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess) dev = 0;
     for (const entry& e : cache)
-        if (e.n > 0 && e.dev == dev && e.smem == smem) return std::size_t(e.n);
+        if (e.n > 0 && e.k == kernel && e.dev == dev && e.smem == smem) return std::size_t(e.n);
     int sms = 0, per_sm = 0;
     if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv_staged_kernel<A, XT, YT, Warps, R, U, MinBlocks>, Warps * 32,
-                                                      smem) != cudaSuccess)
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem) != cudaSuccess)
         throw error("cuda::gemv: the occupancy query failed");
     const int n = sms * (per_sm > 0 ? per_sm : 1);
-    cache[next] = entry{dev, n, smem};
+    cache[next] = entry{kernel, dev, n, smem};
     next = (next + 1) % slots;
     return std::size_t(n);
+}
+
+// Blocks of gemv_staged_kernel<...> with `smem` bytes of staged x that fit on the device at once.
+template <class A, class XT, class YT, int Warps, int R, int U, int MinBlocks>
+std::size_t resident_blocks(std::size_t smem) {
+    return resident_of(gemv_staged_kernel<A, XT, YT, Warps, R, U, MinBlocks>, Warps * 32, smem);
 }
 
 // Persist: one wave of resident blocks striding over the row groups; otherwise a block per
@@ -684,31 +690,6 @@ void launch_staged_auto(const A& a, const XT* x, YT* y, cudaStream_t stream) {
         launch_staged_rows<Warps, 4, U>(a, x, y, stream);
 }
 
-// Blocks of `kernel` (threads each, smem bytes of dynamic shared memory) resident at once on
-// the current device, cached per kernel, device and shared memory like resident_blocks.
-template <class K>
-std::size_t resident_of(K kernel, int threads, std::size_t smem) {
-    struct entry {
-        K k;
-        int dev, n;
-        std::size_t smem;
-    };
-    constexpr int slots = 16;
-    static entry cache[slots] = {};
-    static int next = 0;
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess) dev = 0;
-    for (const entry& e : cache)
-        if (e.n > 0 && e.k == kernel && e.dev == dev && e.smem == smem) return std::size_t(e.n);
-    int sms = 0, per_sm = 0;
-    if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem) != cudaSuccess)
-        throw error("cuda::gemv: the occupancy query failed");
-    const int n = sms * (per_sm > 0 ? per_sm : 1);
-    cache[next] = entry{kernel, dev, n, smem};
-    next = (next + 1) % slots;
-    return std::size_t(n);
-}
 
 template <int Warps, int S, int R, int U, class A, class XT, class YT>
 std::size_t team_resident(const A& a) {
