@@ -2,10 +2,12 @@
 // to cuBLAS's fp16 GEMV (cublasGemmEx with N = 1) and the measured device-to-device copy
 // bandwidth, in the same run; then GEMM at batch 16 and 512 against cuBLAS fp16 GEMM.
 //
-//     bench_cuda [--quick] [--tune]
+//     bench_cuda [--quick] [--tune] [--half] [--fp32-sums]
 //
 // --quick: three shapes and fewer iterations; --tune: also time the GEMV launch shapes
-// (warps x rows per block) per format. Output: markdown tables on stdout (docs/cuda.md).
+// (warps x rows per block) per format; --half: the GEMV's activations and outputs in fp16, as
+// cuBLAS's are (default fp32, as the engine's); --fp32-sums: also every format through the fp32
+// kernel (edgeq::cuda::fp32_sums). Output: markdown tables on stdout (docs/cuda.md).
 //
 // Weights are random bytes with valid scales (the kernels' speed does not depend on the
 // values; tests/cuda checks the results). Each matrix is replicated until the copies exceed
@@ -68,6 +70,8 @@ struct shape {
 bool quick = false;
 std::string only;      // --only NAME: just that format (for profilers)
 bool profile = false;  // --profile: each timed function runs once, for ncu
+bool half_io = false;  // --half: batch-1 GEMV activations and outputs in fp16 (as cuBLAS's), not fp32
+bool fp32_rows = false;  // --fp32-sums: also each format through edgeq::cuda::fp32_sums
 int l2_bytes = 0;
 double copy_gbs = 0.0;
 
@@ -265,20 +269,34 @@ void bench_cublas_gemv() {
 
 // Batch-1 GEMV of shape si through the views (one per replica, cycled so that every call streams
 // from HBM); a row of the table, GB/s counting blob_bytes once per call.
+template <class T, class View>
+double time_gemv_io(const shape& s, std::size_t blob_bytes, const std::vector<View>& views, bool fp32) {
+    T *x, *y;
+    CK(cudaMalloc(&x, s.cols * sizeof(T)));
+    CK(cudaMemset(x, 0, s.cols * sizeof(T)));
+    CK(cudaMalloc(&y, s.rows * sizeof(T)));
+    const double us = time_us(
+        [&](int i) {
+            if (fp32)
+                edgeq::cuda::gemv(edgeq::cuda::fp32_sums, views[std::size_t(i) % views.size()], x, y, stream);
+            else
+                edgeq::cuda::gemv(views[std::size_t(i) % views.size()], x, y, stream);
+        },
+        iters_for(blob_bytes));
+    CK(cudaFree(x));
+    CK(cudaFree(y));
+    return us;
+}
 template <class View>
 void time_gemv_row(const char* name, std::size_t si, std::size_t blob_bytes, const std::vector<View>& views) {
     const shape& s = shapes[si];
-    float *x, *y;
-    CK(cudaMalloc(&x, s.cols * 4));
-    CK(cudaMemset(x, 0, s.cols * 4));
-    CK(cudaMalloc(&y, s.rows * 4));
-    const double us = time_us([&](int i) { edgeq::cuda::gemv(views[std::size_t(i) % views.size()], x, y, stream); },
-                              iters_for(blob_bytes));
-    gemv_rows.push_back({name, std::to_string(s.rows) + "x" + std::to_string(s.cols),
-                         8.0 * double(blob_bytes) / double(s.rows * s.cols), us, double(blob_bytes) / us / 1e3,
-                         cublas_gemv_us[si]});
-    CK(cudaFree(x));
-    CK(cudaFree(y));
+    for (const bool fp32 : {false, true}) {
+        if (fp32 && !fp32_rows) break;
+        const double us = half_io ? time_gemv_io<__half>(s, blob_bytes, views, fp32) : time_gemv_io<float>(s, blob_bytes, views, fp32);
+        gemv_rows.push_back({std::string(name) + (fp32 ? " (fp32 sums)" : ""), std::to_string(s.rows) + "x" + std::to_string(s.cols),
+                             8.0 * double(blob_bytes) / double(s.rows * s.cols), us, double(blob_bytes) / us / 1e3,
+                             cublas_gemv_us[si]});
+    }
 }
 
 template <class F>
@@ -427,11 +445,13 @@ void tune(const char* name) {
                 kernel::cuda::launch_rows<4, 4, 1>(kernel::cuda::make_adaptor(views[std::size_t(i) % views.size()]), x, y, stream);
             },
             it);
-        std::printf("| %s | %zux%zu | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n", name, s.rows, s.cols,
+        std::printf("| %s | %zux%zu | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n", name, s.rows, s.cols,
                     b / old, b / tune_staged<F, 16, 2, 1>(views, x, y, it), b / tune_auto<F, 8>(views, x, y, it),
                     b / tune_auto<F, 16>(views, x, y, it), b / tune_team<F, 16, 2>(views, x, y, it),
                     b / tune_team<F, 16, 4>(views, x, y, it), b / tune_team<F, 8, 2>(views, x, y, it),
-                    b / tune_team<F, 8, 4>(views, x, y, it), b / tune_team<F, 16, 2, 2>(views, x, y, it));
+                    b / tune_team<F, 8, 4>(views, x, y, it), b / tune_team<F, 16, 2, 2>(views, x, y, it),
+                    b / tune_auto<F, 32>(views, x, y, it), b / tune_team<F, 32, 2>(views, x, y, it),
+                    b / tune_team<F, 32, 4>(views, x, y, it), b / tune_staged<F, 32, 1, 1>(views, x, y, it));
         CK(cudaFree(x));
         CK(cudaFree(y));
     }
@@ -481,8 +501,10 @@ int main(int argc, char** argv) {
         else if (!std::strcmp(argv[i], "--tune")) do_tune = true;
         else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else if (!std::strcmp(argv[i], "--profile")) profile = true;
+        else if (!std::strcmp(argv[i], "--half")) half_io = true;
+        else if (!std::strcmp(argv[i], "--fp32-sums")) fp32_rows = true;
         else {
-            std::fprintf(stderr, "usage: bench_cuda [--quick] [--tune]\n");
+            std::fprintf(stderr, "usage: bench_cuda [--quick] [--tune] [--half] [--fp32-sums] [--only FORMAT] [--profile]\n");
             return 2;
         }
     }
@@ -507,7 +529,7 @@ int main(int argc, char** argv) {
 
     if (do_tune) {
         std::printf("## GEMV launch shapes (GB/s; W warps per block, R rows per warp (staged) or per block (split), U units in flight per thread)\n\n");
-        std::printf("| format | shape | block 4w x 4r | W16 R2 U1 | auto W8 | auto W16 | team W16 S2 | team W16 S4 | team W8 S2 | team W8 S4 | team W16 S2 U2 |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+        std::printf("| format | shape | block 4w x 4r | W16 R2 U1 | auto W8 | auto W16 | team W16 S2 | team W16 S4 | team W8 S2 | team W8 S4 | team W16 S2 U2 | auto W32 | team W32 S2 | team W32 S4 | W32 R1 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         tune<int4_g128>("int4-g128");
         tune<int2_g128>("int2-g128");
         tune<int3_g128>("int3-g128");
@@ -533,7 +555,7 @@ int main(int argc, char** argv) {
     bench_gemv<g_q6_k>("Q6_K");
     bench_spqr_gemv("spqr-3bit-g16 (1% outliers)");
 
-    std::printf("## GEMV, batch 1 (fp32 activations and outputs; cuBLAS: fp16)\n\n");
+    std::printf("## GEMV, batch 1 (%s activations and outputs; cuBLAS: fp16)\n\n", half_io ? "fp16" : "fp32");
     std::printf("| format | bits/weight | shape | us | GB/s | %% of copy BW | x cuBLAS fp16 |\n|---|---|---|---|---|---|---|\n");
     for (const std::string& sh : [] {
              std::vector<std::string> v;

@@ -143,16 +143,50 @@ inline std::string seconds(double s) {
     return fmt("%.1f us", s * 1e6);
 }
 
+// Length of the valid UTF-8 sequence at s[i] (1 to 4), or 0 when the bytes there are not one
+// (a stray continuation byte, a truncated or overlong sequence, a surrogate, beyond U+10FFFF).
+inline std::size_t utf8_length(const std::string& s, std::size_t i) {
+    const auto at = [&](std::size_t k) { return k < s.size() ? static_cast<unsigned char>(s[k]) : 0u; };
+    const unsigned c = at(i);
+    const auto cont = [&](std::size_t k) { return (at(k) & 0xc0u) == 0x80u; };
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf) return cont(i + 1) ? 2 : 0;
+    if (c >= 0xe0 && c <= 0xef) {
+        const unsigned c1 = at(i + 1);
+        if (!cont(i + 1) || !cont(i + 2) || (c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 >= 0xa0)) return 0;
+        return 3;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        const unsigned c1 = at(i + 1);
+        if (!cont(i + 1) || !cont(i + 2) || !cont(i + 3) || (c == 0xf0 && c1 < 0x90) || (c == 0xf4 && c1 >= 0x90)) return 0;
+        return 4;
+    }
+    return 0;
+}
+
+// A JSON string literal of s. Bytes that are not valid UTF-8 (a model may sample a token that
+// ends mid-character) become U+FFFD, so the output is always valid JSON.
 inline std::string json_string(const std::string& s) {
     std::string o = "\"";
-    for (char c : s) {
-        if (c == '"' || c == '\\') o += '\\', o += c;
-        else if (static_cast<unsigned char>(c) < 0x20) {
-            char b[8];
-            std::snprintf(b, sizeof b, "\\u%04x", unsigned(static_cast<unsigned char>(c)));
-            o += b;
+    for (std::size_t i = 0; i < s.size();) {
+        const std::size_t n = utf8_length(s, i);
+        const char c = s[i];
+        if (n == 0) {
+            o += "\\ufffd";
+            i += 1;
+        } else if (n > 1) {
+            o.append(s, i, n);
+            i += n;
+        } else {
+            if (c == '"' || c == '\\') o += '\\', o += c;
+            else if (static_cast<unsigned char>(c) < 0x20) {
+                char b[8];
+                std::snprintf(b, sizeof b, "\\u%04x", unsigned(static_cast<unsigned char>(c)));
+                o += b;
+            }
+            else o += c;
+            i += 1;
         }
-        else o += c;
     }
     return o + "\"";
 }

@@ -8,7 +8,7 @@ namespace gpu {
 
 bool available(std::string* why) { return device_available(why); }
 
-std::unique_ptr<builder> make_builder(const llama_config& c, int n_ctx) { return new_builder(c, n_ctx); }
+std::unique_ptr<builder> make_builder(const llama_config& c, int n_ctx, arithmetic math) { return new_builder(c, n_ctx, math); }
 
 }  // namespace gpu
 }  // namespace engine

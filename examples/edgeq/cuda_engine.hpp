@@ -85,8 +85,9 @@ inline void give_vectors(gpu::builder& b, const edgeq::engine::llama_model& m) {
 
 #ifdef EDGEQ_CLI_CUDA
 
-inline std::unique_ptr<gpu::session> gpu_session_of(const edgeq::engine::llama_model& m, int n_ctx) {
-    std::unique_ptr<gpu::builder> b = gpu::make_builder(m.config, n_ctx);
+inline std::unique_ptr<gpu::session> gpu_session_of(const edgeq::engine::llama_model& m, int n_ctx,
+                                                    gpu::arithmetic math = gpu::arithmetic::half) {
+    std::unique_ptr<gpu::builder> b = gpu::make_builder(m.config, n_ctx, math);
     b->matrix("token_embd", gpu_tensor_of(*m.token_embd));
     for (std::size_t i = 0; i < m.layers.size(); ++i) {
         const edgeq::engine::llama_layer& L = m.layers[i];
@@ -106,7 +107,8 @@ inline std::unique_ptr<gpu::session> gpu_session_of(const edgeq::engine::llama_m
 
 // The direct mode. Returns the session; *config gets the model's config (the host model, all
 // placeholders, is dropped here).
-inline std::unique_ptr<gpu::session> load_to_gpu(const std::string& path, int n_ctx, edgeq::engine::llama_config* config) {
+inline std::unique_ptr<gpu::session> load_to_gpu(const std::string& path, int n_ctx, edgeq::engine::llama_config* config,
+                                                 gpu::arithmetic math = gpu::arithmetic::half) {
     namespace en = edgeq::engine;
     namespace gg = edgeq::io::gguf;
     std::unique_ptr<gpu::builder> b;
@@ -118,7 +120,7 @@ inline std::unique_ptr<gpu::session> load_to_gpu(const std::string& path, int n_
         const gg::file f(path);
         const en::llama_config c = en::config_from_gguf(f);
         const int ctx = n_ctx > 0 ? n_ctx : std::min(c.seq_len, 4096);
-        b = gpu::make_builder(c, ctx);
+        b = gpu::make_builder(c, ctx, math);
         const en::tensor_source host = en::gguf_tensors(f);  // for formats the GPU decodes from a host linear
         en::tensor_source src = host;
         src.matrix = [&](const std::string& name, std::size_t rows, std::size_t cols) {
@@ -149,7 +151,7 @@ inline std::unique_ptr<gpu::session> load_to_gpu(const std::string& path, int n_
         // they load as usual (host model, then the copy); the direct mode is GGUF's.
         m = en::load_model(path);
         if (config) *config = m.config;
-        return gpu_session_of(m, n_ctx > 0 ? n_ctx : std::min(m.config.seq_len, 4096));
+        return gpu_session_of(m, n_ctx > 0 ? n_ctx : std::min(m.config.seq_len, 4096), math);
     }
     give_vectors(*b, m);
     if (config) *config = m.config;
@@ -158,8 +160,13 @@ inline std::unique_ptr<gpu::session> load_to_gpu(const std::string& path, int n_
 
 #else
 
-inline std::unique_ptr<gpu::session> gpu_session_of(const edgeq::engine::llama_model&, int) { throw cuda_missing(); }
-inline std::unique_ptr<gpu::session> load_to_gpu(const std::string&, int, edgeq::engine::llama_config*) { throw cuda_missing(); }
+inline std::unique_ptr<gpu::session> gpu_session_of(const edgeq::engine::llama_model&, int, gpu::arithmetic = gpu::arithmetic::half) {
+    throw cuda_missing();
+}
+inline std::unique_ptr<gpu::session> load_to_gpu(const std::string&, int, edgeq::engine::llama_config*,
+                                                 gpu::arithmetic = gpu::arithmetic::half) {
+    throw cuda_missing();
+}
 
 #endif
 

@@ -25,7 +25,8 @@ namespace {
 const char* const help =
     "usage: edgeq perplexity -m MODEL -f TEXT [-t TOKENIZER] [--ctx N] [--chunks N]\n"
     "                        [--protocol gptq|llamacpp] [--bytes A:B] [--kl-base MODEL] [--threads N]\n"
-    "                        [--weights W] [--device cpu|cuda] [--direct-load] [--json]\n"
+    "                        [--weights W] [--device cpu|cuda] [--direct-load] [--gpu-math half|fp32]\n"
+    "                        [--json]\n"
     "\n"
     "protocols:\n"
     "  gptq      (default) the text without BOS in non-overlapping windows of --ctx tokens, at\n"
@@ -48,6 +49,9 @@ const char* const help =
     "  --threads N            default: all hardware threads\n"
     "  --device D             cpu (default) or cuda: the model on the GPU (not with --kl-base)\n"
     "  --direct-load          with --device cuda, a GGUF model straight to device memory (Jetson)\n"
+    "  --gpu-math M           with --device cuda: half (default; half2 products, the Jetson Nano's\n"
+    "                         fast path, logits within ~1e-3 of the CPU's) or fp32 (fp32 products\n"
+    "                         and sums on the format kernels: the CPU's arithmetic, slower)\n"
     "  --json                 one JSON object on stdout: PPL, per-window PPL, tokens, speed,\n"
     "                         peak memory, and the KL statistics with --kl-base\n"
     "  -h, --help             this text\n";
@@ -65,6 +69,8 @@ int perplexity(int argc, char** argv) {
     std::string model_path, tok_path, text_path, base_path, weights, range;
     en::perplexity_options o;
     bool chunks_given = false, json = false, cuda = false, direct = false;
+    cli::gpu::arithmetic math = cli::gpu::arithmetic::half;
+    bool math_given = false;
     unsigned threads = std::max(1u, std::thread::hardware_concurrency());
     while (!a.done()) {
         const std::string opt = a.next_option();
@@ -107,6 +113,11 @@ int perplexity(int argc, char** argv) {
             cuda = d == "cuda";
         } else if (opt == "--direct-load") {
             direct = true;
+        } else if (opt == "--gpu-math") {
+            const std::string m = a.value(opt);
+            if (m != "half" && m != "fp32") a.fail("--gpu-math takes half or fp32, not '" + m + "'");
+            math = m == "fp32" ? cli::gpu::arithmetic::fp32 : cli::gpu::arithmetic::half;
+            math_given = true;
         } else {
             a.unknown(opt);
         }
@@ -116,6 +127,7 @@ int perplexity(int argc, char** argv) {
     if (tok_path.empty()) tok_path = cli::default_tokenizer(model_path);
     if (o.protocol == en::ppl_protocol::llamacpp && !chunks_given) o.max_windows = -1;
     if (direct && !cuda) a.fail("--direct-load needs --device cuda");
+    if (math_given && !cuda) a.fail("--gpu-math needs --device cuda");
     if (cuda && !base_path.empty()) a.fail("--kl-base runs on the CPU only; leave out --device cuda");
 #ifndef EDGEQ_CLI_CUDA
     if (cuda) throw cli::cuda_missing();
@@ -143,11 +155,11 @@ int perplexity(int argc, char** argv) {
     en::llama_config config;
     std::unique_ptr<cli::gpu::session> gpu;
     if (direct) {
-        gpu = cli::load_to_gpu(model_path, o.n_ctx, &config);
+        gpu = cli::load_to_gpu(model_path, o.n_ctx, &config, math);
     } else {
         model = cli::load_model(model_path, weights.empty() ? edgeq::io::matrix_factory() : edgeq::io::dense_factory(weights));
         config = model.config;
-        if (cuda) gpu = cli::gpu_session_of(model, o.n_ctx);
+        if (cuda) gpu = cli::gpu_session_of(model, o.n_ctx, math);
     }
     const auto tok = edgeq::tok::load_tokenizer(tok_path, config.vocab_size);
     double load_s = since(t_load);

@@ -27,7 +27,7 @@ using clock_type = std::chrono::steady_clock;
 const char* const help =
     "usage: edgeq run -m MODEL [-t TOKENIZER] [-p PROMPT] [-n N] [--temp T] [--top-k K] [--top-p P]\n"
     "                 [--repeat-penalty R] [--repeat-last-n N] [--seed S] [--threads N] [--weights W]\n"
-    "                 [--ctx N] [--device cpu|cuda] [--direct-load] [--json]\n"
+    "                 [--ctx N] [--device cpu|cuda] [--direct-load] [--gpu-math half|fp32] [--json]\n"
     "\n"
     "Generates text after PROMPT, printing each token as it comes, then the speeds of the prompt\n"
     "(all tokens at once through GEMM) and of the generation (one token at a time, GEMV and a KV\n"
@@ -54,6 +54,9 @@ const char* const help =
     "                         GPU, tokens one at a time, the logits copied back (docs/cuda.md)\n"
     "  --direct-load          with --device cuda, a GGUF model goes from the file straight to device\n"
     "                         memory, one tensor at a time, no host copy of the weights (Jetson)\n"
+    "  --gpu-math M           with --device cuda: half (default; half2 products, the Jetson Nano's\n"
+    "                         fast path, logits within ~1e-3 of the CPU's) or fp32 (fp32 products\n"
+    "                         and sums on the format kernels: the CPU's arithmetic, slower)\n"
     "  --weights W            f32, f16 or bf16; default: as stored\n"
     "  --json                 one JSON object on stdout (tokens, text, speeds, load time, peak\n"
     "                         memory) instead of the streamed text and the summary\n"
@@ -82,6 +85,8 @@ int run(int argc, char** argv) {
     std::size_t n_gen = 256, n_ctx = 0;
     unsigned threads = std::max(1u, std::thread::hardware_concurrency());
     bool json = false, cuda = false, direct = false;
+    cli::gpu::arithmetic math = cli::gpu::arithmetic::half;
+    bool math_given = false;
     edgeq::engine::sampler_params sp;
     while (!a.done()) {
         const std::string o = a.next_option();
@@ -123,6 +128,11 @@ int run(int argc, char** argv) {
             cuda = d == "cuda";
         } else if (o == "--direct-load") {
             direct = true;
+        } else if (o == "--gpu-math") {
+            const std::string m = a.value(o);
+            if (m != "half" && m != "fp32") a.fail("--gpu-math takes half or fp32, not '" + m + "'");
+            math = m == "fp32" ? cli::gpu::arithmetic::fp32 : cli::gpu::arithmetic::half;
+            math_given = true;
         } else {
             a.unknown(o);
         }
@@ -134,6 +144,7 @@ int run(int argc, char** argv) {
     if (cuda) throw cli::cuda_missing();
 #endif
     if (direct && !cuda) a.fail("--direct-load needs --device cuda");
+    if (math_given && !cuda) a.fail("--gpu-math needs --device cuda");
 
     const auto t_load = clock_type::now();
     // The model in host memory, except with --direct-load (then only the GPU holds the weights).
@@ -141,14 +152,14 @@ int run(int argc, char** argv) {
     edgeq::engine::llama_config config;
     std::unique_ptr<cli::gpu::session> gpu;
     if (direct) {
-        gpu = cli::load_to_gpu(model_path, int(n_ctx), &config);
+        gpu = cli::load_to_gpu(model_path, int(n_ctx), &config, math);
     } else {
         model = cli::load_model(model_path, weights.empty() ? edgeq::io::matrix_factory() : edgeq::io::dense_factory(weights));
         config = model.config;
     }
     // The KV cache is allocated whole: a model trained for 128K positions would take gigabytes.
     if (n_ctx == 0) n_ctx = std::size_t(std::min(config.seq_len, 4096));
-    if (cuda && !gpu) gpu = cli::gpu_session_of(model, int(n_ctx));
+    if (cuda && !gpu) gpu = cli::gpu_session_of(model, int(n_ctx), math);
     const auto tok = edgeq::tok::load_tokenizer(tok_path, config.vocab_size);
     const double load_s = std::chrono::duration<double>(clock_type::now() - t_load).count();
     edgeq::thread_pool pool(cuda ? 1 : threads);

@@ -10,6 +10,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <edgeq/kernel/cuda/ggml.cuh>
@@ -27,6 +28,11 @@ namespace {
 // runs of products summed in half, then fp32; gemv_core.cuh): about 1e-3 of the largest output
 // against the fp32/double reference. Half outputs add their own rounding (2^-11 relative).
 constexpr double kRelTol = 4e-3;
+// edgeq::cuda::fp32_sums: fp32 products and sums of exact decoded values, so only fp32 rounding
+// (rows up to 64K long) for integer codes; NF4's code-book values and SpQR's fractional zero
+// points are rounded to half first (2^-11 relative per weight).
+constexpr double kRelTolFp32 = 2e-5;
+constexpr double kRelTolFp32Rounded = 1e-3;
 
 // Activations: Gaussian with a few outliers far beyond what a plain half accumulator holds
 // (|x| ~ 1000), as LLM activations have.
@@ -90,7 +96,7 @@ void check_cpu_spqr(const host_matrix&, const std::vector<float>&, const std::ve
 
 // Runs `launch(view, x, y)` on n tokens of activations and compares with the reference.
 template <class F, class XT, class YT, class Launch>
-void check_case(const char* what, std::size_t rows, std::size_t cols, std::size_t n, Launch launch) {
+void check_case(const char* what, std::size_t rows, std::size_t cols, std::size_t n, Launch launch, double tol = kRelTol) {
     host_matrix m;
     make_matrix<F>(rows, cols, unsigned(rows * 31 + cols), m);
     const std::vector<float> xf = activations(n * cols, unsigned(cols + n));
@@ -136,16 +142,30 @@ void check_case(const char* what, std::size_t rows, std::size_t cols, std::size_
                               ", rel err " + std::to_string(max_err / max_ref);
     REQUIRE_MSG(non_finite == 0, where << ", " << non_finite << " outputs not written or not finite");
     REQUIRE_MSG(max_ref > 0.0, where);
-    CHECK_MSG(max_err / max_ref <= kRelTol, where);
+    CHECK_MSG(max_err / max_ref <= tol, where);
 }
 
 // Row counts that leave partial blocks; columns that give threads one unit (1024), some two
 // (1536: 48 units, 256-divisible for the k-quants) and fewer units than threads (256).
 const std::size_t gemv_shapes[][2] = {{75, 1024}, {129, 1536}, {3, 256}};
 
+// The error budget of the fp32 kernel for format F.
+template <class F>
+double fp32_tolerance() {
+    using A = decltype(edgeq::kernel::cuda::make_adaptor(std::declval<view_t<F>>()));
+    return A::table_size > 0 || is_spqr_format<F>::value ? kRelTolFp32Rounded : kRelTolFp32;
+}
+
 template <class F>
 void check_gemv_format() {
     for (const auto& s : gemv_shapes) {
+        check_case<F, float, float>(
+            "gemv fp32 sums", s[0], s[1], 1,
+            [](const view_t<F>& w, const float* x, float* y) { edgeq::cuda::gemv(edgeq::cuda::fp32_sums, w, x, y); },
+            fp32_tolerance<F>());
+        check_case<F, __half, __half>("gemv fp32 sums f16", s[0], s[1], 1, [](const view_t<F>& w, const __half* x, __half* y) {
+            edgeq::cuda::gemv(edgeq::cuda::fp32_sums, w, x, y);
+        });
         check_case<F, float, float>("gemv f32", s[0], s[1], 1, [](const view_t<F>& w, const float* x, float* y) {
             edgeq::cuda::gemv(w, x, y);
         });
@@ -213,6 +233,9 @@ TEST("spqr-3bit-g16 other launches and batches") {
     check_case<spqr3, float, float>("spqr long rows", 3, 65568, 1, [](const W& w, const float* x, float* y) {
         edgeq::cuda::gemv(w, x, y);
     });
+    check_case<spqr3, float, float>(
+        "spqr long rows, fp32 sums", 3, 65568, 1,
+        [](const W& w, const float* x, float* y) { edgeq::cuda::gemv(edgeq::cuda::fp32_sums, w, x, y); }, kRelTolFp32Rounded);
     for (const std::size_t n : {std::size_t(3), std::size_t(23)})
         check_case<spqr3, __half, __half>("spqr gemm", 75, 512, n, [n](const W& w, const __half* x, __half* y) {
             edgeq::cuda::gemm(w, x, y, n);
@@ -227,6 +250,9 @@ TEST("gemv long rows (split kernel)") {
     check_case<g_q4_k, __half, __half>("gemv f16", 9, 25600, 1, [](const qview<g_q4_k>& w, const __half* x, __half* y) {
         edgeq::cuda::gemv(w, x, y);
     });
+    check_case<g_q6_k, float, float>(
+        "gemv fp32 sums", 9, 25600, 1,
+        [](const qview<g_q6_k>& w, const float* x, float* y) { edgeq::cuda::gemv(edgeq::cuda::fp32_sums, w, x, y); }, kRelTolFp32);
 }
 
 // The batch-1 staged kernel's other row counts per warp (the default launch picks R by the row
@@ -265,6 +291,9 @@ void check_staged_shapes() {
     check_case<F, float, float>("gemv tall", 40000, 256, 1, [](const qview<F>& w, const float* x, float* y) {
         edgeq::cuda::gemv(w, x, y);
     });
+    check_case<F, float, float>(  // more rows than one wave of the fp32 kernel: its grid-stride
+        "gemv fp32 sums tall", 40000, 256, 1,
+        [](const qview<F>& w, const float* x, float* y) { edgeq::cuda::gemv(edgeq::cuda::fp32_sums, w, x, y); }, kRelTolFp32);
 }
 TEST("gemv staged shapes int4-g128-asym") { check_staged_shapes<int4_g128_asym>(); }
 TEST("gemv staged shapes int3-g128") { check_staged_shapes<int3_g128>(); }

@@ -65,10 +65,16 @@ class builder {
     virtual std::unique_ptr<session> finish() = 0;
 };
 
+// How the matrices on a format kernel multiply (docs/cuda.md). half: activations rounded to
+// half, runs of half2 products (the Jetson Nano's fast path; logits within about 1e-3 of the
+// CPU engine's). fp32: the decoded weights times fp32 activations in fp32 (gemv_fp32_kernel;
+// within about 1e-6 for integer codes), slower per matrix.
+enum class arithmetic { half, fp32 };
+
 // Whether a CUDA device can be used; why not in *why.
 bool available(std::string* why);
 // n_ctx: the longest sequence (0: the config's seq_len). Throws edgeq::error without a device.
-std::unique_ptr<builder> make_builder(const llama_config& c, int n_ctx);
+std::unique_ptr<builder> make_builder(const llama_config& c, int n_ctx, arithmetic math = arithmetic::half);
 
 }  // namespace gpu
 }  // namespace engine

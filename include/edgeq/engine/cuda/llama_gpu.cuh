@@ -94,7 +94,7 @@ class matrix {
 template <class F>
 class native_matrix final : public matrix {
    public:
-    native_matrix(const tensor& t) : blob_(t.n_bytes) {
+    native_matrix(const tensor& t, arithmetic math) : blob_(t.n_bytes), fp32_(math == arithmetic::fp32) {
         if (t.n_bytes != F::storage_bytes(t.rows, t.cols))
             throw error("gpu: " + t.scheme + " matrix of " + std::to_string(t.rows) + " x " + std::to_string(t.cols) +
                         " has " + std::to_string(t.n_bytes) + " bytes, not " + std::to_string(F::storage_bytes(t.rows, t.cols)));
@@ -103,11 +103,17 @@ class native_matrix final : public matrix {
         kernel::cuda::make_adaptor(view_);  // refuses what the kernels cannot read (alignment)
         rows = t.rows, cols = t.cols, bytes = t.n_bytes;
     }
-    void gemv(const float* x, float* y, cudaStream_t s) const override { edgeq::cuda::gemv(view_, x, y, s); }
+    void gemv(const float* x, float* y, cudaStream_t s) const override {
+        if (fp32_)
+            edgeq::cuda::gemv(edgeq::cuda::fp32_sums, view_, x, y, s);
+        else
+            edgeq::cuda::gemv(view_, x, y, s);
+    }
     bool native() const override { return true; }
 
    private:
     device_buffer blob_;
+    bool fp32_;
     qview<F> view_;
 };
 
@@ -149,13 +155,13 @@ class dense_matrix final : public matrix {
 // The schemes a CUDA kernel reads as stored; a scheme name may carry an algorithm prefix
 // ("gptq-int4-g128" stores what "int4-g128" does).
 template <class S>
-std::unique_ptr<matrix> try_native(const tensor& t) {
+std::unique_ptr<matrix> try_native(const tensor& t, arithmetic math) {
     using F = format_of<S>;
     const std::string n = name_of<S>();
     const bool same = t.scheme == n || (t.scheme.size() > n.size() && t.scheme.compare(t.scheme.size() - n.size(), n.size(), n) == 0 &&
                                         t.scheme[t.scheme.size() - n.size() - 1] == '-');
     if (!same || F::shape_problem(t.cols)) return nullptr;
-    return std::unique_ptr<matrix>(new native_matrix<F>(t));
+    return std::unique_ptr<matrix>(new native_matrix<F>(t, math));
 }
 
 // SpQR (spqr-{2,3,4}bit-g16): the dense codes and the CSR outliers in one kernel (spqr.cuh). The
@@ -165,46 +171,52 @@ class spqr_native final : public matrix {
     using F = spqr_format<B>;
 
    public:
-    explicit spqr_native(const tensor& t) : blob_(t.n_bytes) {
+    spqr_native(const tensor& t, arithmetic math) : blob_(t.n_bytes), fp32_(math == arithmetic::fp32) {
         spqr_matrix<F>::from_blob(t.bytes, t.n_bytes, t.rows, t.cols);  // throws on a damaged blob
         blob_.upload(t.bytes, t.n_bytes);
         view_ = edgeq::cuda::rebase(spqr_view<F>::from_blob(t.bytes, t.rows, t.cols), t.bytes, blob_.as<void>());
         rows = t.rows, cols = t.cols, bytes = t.n_bytes;
     }
-    void gemv(const float* x, float* y, cudaStream_t s) const override { edgeq::cuda::gemv(view_, x, y, s); }
+    void gemv(const float* x, float* y, cudaStream_t s) const override {
+        if (fp32_)
+            edgeq::cuda::gemv(edgeq::cuda::fp32_sums, view_, x, y, s);
+        else
+            edgeq::cuda::gemv(view_, x, y, s);
+    }
     bool native() const override { return true; }
 
    private:
     device_buffer blob_;
+    bool fp32_;
     spqr_view<F> view_;
 };
 
 template <int B>
-std::unique_ptr<matrix> try_spqr(const tensor& t) {
+std::unique_ptr<matrix> try_spqr(const tensor& t, arithmetic math) {
     if (t.scheme != "spqr-" + std::to_string(B) + "bit-g16" || spqr_format<B>::shape_problem(t.rows, t.cols)) return nullptr;
-    return std::unique_ptr<matrix>(new spqr_native<B>(t));
+    return std::unique_ptr<matrix>(new spqr_native<B>(t, math));
 }
 
-inline std::unique_ptr<matrix> upload_native(const tensor& t) {
+inline std::unique_ptr<matrix> upload_native(const tensor& t, arithmetic math) {
     std::unique_ptr<matrix> m;
-    if ((m = try_spqr<2>(t)) || (m = try_spqr<3>(t)) || (m = try_spqr<4>(t))) return m;
-    if ((m = try_native<scheme<ggml_type<ggml::block_q4_0>>>(t))) return m;
-    if ((m = try_native<scheme<ggml_type<ggml::block_q8_0>>>(t))) return m;
-    if ((m = try_native<scheme<ggml_type<ggml::block_q4_K>>>(t))) return m;
-    if ((m = try_native<scheme<ggml_type<ggml::block_q6_K>>>(t))) return m;
-    if ((m = try_native<scheme<bits<4>, group<128>>>(t))) return m;
-    if ((m = try_native<scheme<bits<4>, group<128>, asymmetric>>(t))) return m;
-    if ((m = try_native<scheme<bits<4>, group<64>>>(t))) return m;
-    if ((m = try_native<scheme<bits<2>, group<128>>>(t))) return m;
-    if ((m = try_native<scheme<bits<3>, group<128>>>(t))) return m;
-    if ((m = try_native<scheme<bits<8>, group<128>>>(t))) return m;
-    if ((m = try_native<scheme<nf4, double_quant>>(t))) return m;
+    if ((m = try_spqr<2>(t, math)) || (m = try_spqr<3>(t, math)) || (m = try_spqr<4>(t, math))) return m;
+    if ((m = try_native<scheme<ggml_type<ggml::block_q4_0>>>(t, math))) return m;
+    if ((m = try_native<scheme<ggml_type<ggml::block_q8_0>>>(t, math))) return m;
+    if ((m = try_native<scheme<ggml_type<ggml::block_q4_K>>>(t, math))) return m;
+    if ((m = try_native<scheme<ggml_type<ggml::block_q6_K>>>(t, math))) return m;
+    if ((m = try_native<scheme<bits<4>, group<128>>>(t, math))) return m;
+    if ((m = try_native<scheme<bits<4>, group<128>, asymmetric>>(t, math))) return m;
+    if ((m = try_native<scheme<bits<4>, group<64>>>(t, math))) return m;
+    if ((m = try_native<scheme<bits<2>, group<128>>>(t, math))) return m;
+    if ((m = try_native<scheme<bits<3>, group<128>>>(t, math))) return m;
+    if ((m = try_native<scheme<bits<8>, group<128>>>(t, math))) return m;
+    if ((m = try_native<scheme<nf4, double_quant>>(t, math))) return m;
     return nullptr;
 }
 
 // f32 matrices stay fp32 (an f32 model then matches the CPU to fp32 rounding); the rest fp16.
-inline std::unique_ptr<matrix> upload_matrix(const tensor& t) {
-    if (std::unique_ptr<matrix> m = upload_native(t)) return m;
+inline std::unique_ptr<matrix> upload_matrix(const tensor& t, arithmetic math) {
+    if (std::unique_ptr<matrix> m = upload_native(t, math)) return m;
     if (t.scheme == "f32") return std::unique_ptr<matrix>(new dense_matrix<float>(t));
     return std::unique_ptr<matrix>(new dense_matrix<__half>(t));
 }
@@ -216,7 +228,7 @@ struct layer {
 
 class llama_gpu final : public session {
    public:
-    llama_gpu(const llama_config& c, int n_ctx) : c_(c), n_ctx_(n_ctx > 0 ? n_ctx : c.seq_len) {
+    llama_gpu(const llama_config& c, int n_ctx, arithmetic math) : c_(c), n_ctx_(n_ctx > 0 ? n_ctx : c.seq_len), math_(math) {
         c.validate();
         if (c.o_bias || c.mlp_bias) throw error("gpu: biases on the attention output or the MLP are not supported");
         const int hd = c.head_size();
@@ -264,11 +276,11 @@ class llama_gpu final : public session {
                 embd_f16_.reset(new dense_matrix<__half>(t));
             // The tied classifier: the same matrix as stored, for its GEMV kernel. An "output"
             // given later replaces it.
-            if (c_.tied_output && !output_) output_ = upload_matrix(t);
+            if (c_.tied_output && !output_) output_ = upload_matrix(t, math_);
             return;
         }
         if (name == "output") {
-            output_ = upload_matrix(t);
+            output_ = upload_matrix(t, math_);
             return;
         }
         layer& L = layer_of(name);
@@ -277,7 +289,7 @@ class llama_gpu final : public session {
                                              : m == "attn_output" ? &L.wo : m == "ffn_gate" ? &L.w1 : m == "ffn_down" ? &L.w2
                                              : m == "ffn_up" ? &L.w3 : nullptr;
         if (!slot) throw error("gpu: unknown matrix " + name);
-        *slot = upload_matrix(t);
+        *slot = upload_matrix(t, math_);
     }
     void add_vector(const std::string& name, const std::vector<float>& v) {
         device_buffer b(v.size() * 4);
@@ -366,7 +378,7 @@ class llama_gpu final : public session {
             for (const std::unique_ptr<gpu::matrix>* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w2, &L.w3}) count(**m);
         count(*output_);
         return std::string(p.name) + " (sm_" + std::to_string(p.major) + std::to_string(p.minor) + "), " + std::to_string(native) +
-               " matrices on their format's kernel, " + std::to_string(fallback) + " decoded to " +
+               " matrices on their format's kernel (" + (math_ == arithmetic::fp32 ? "fp32" : "half") + " arithmetic), " + std::to_string(fallback) + " decoded to " +
                (embd_f32_ ? "fp32/fp16" : "fp16") + " rows, " + std::to_string(device_bytes() >> 20) + " MiB of device memory" +
                (graph_state_ == graph_state::ready ? ", layers as one CUDA graph" : graph_state_ == graph_state::off ? ", layers launched one by one" : "");
     }
@@ -510,6 +522,7 @@ class llama_gpu final : public session {
     long steps_ = 0;
     llama_config c_;
     int n_ctx_;
+    arithmetic math_;
     int pos_ = 0;
     bool finished_ = false;
     cudaStream_t stream_ = nullptr;
@@ -528,7 +541,7 @@ class llama_gpu final : public session {
 // The builder owns the engine until finish(); the session returned then shares it.
 class owning_builder final : public builder {
    public:
-    owning_builder(const llama_config& c, int n_ctx) : g_(new llama_gpu(c, n_ctx)) {}
+    owning_builder(const llama_config& c, int n_ctx, arithmetic math) : g_(new llama_gpu(c, n_ctx, math)) {}
     void matrix(const std::string& name, const tensor& t) override { g_->add_matrix(name, t); }
     void vector(const std::string& name, const std::vector<float>& v) override { g_->add_vector(name, v); }
     std::unique_ptr<session> finish() override {
@@ -551,10 +564,10 @@ inline bool device_available(std::string* why) {
     return true;
 }
 
-inline std::unique_ptr<builder> new_builder(const llama_config& c, int n_ctx) {
+inline std::unique_ptr<builder> new_builder(const llama_config& c, int n_ctx, arithmetic math = arithmetic::half) {
     std::string why;
     if (!device_available(&why)) throw error("gpu: " + why);
-    return std::unique_ptr<builder>(new owning_builder(c, n_ctx));
+    return std::unique_ptr<builder>(new owning_builder(c, n_ctx, math));
 }
 
 }  // namespace gpu

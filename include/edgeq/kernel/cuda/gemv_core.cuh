@@ -762,6 +762,132 @@ void check_activations(const A& a, const XT* x, const void* y) {
         throw error("cuda::gemv: x must be 16-byte aligned (cudaMalloc gives 256) and rows of x a multiple of 16 bytes");
 }
 
+// Rows r0 .. r0 + R - 1, the ones past the end clamped to the last row (loaded, not stored).
+template <class A, int R>
+__device__ __forceinline__ void rows_from(const A& a, std::size_t r0, std::size_t (&row)[R]) {
+#pragma unroll
+    for (int i = 0; i < R; ++i) row[i] = r0 + std::size_t(i) < a.rows ? r0 + std::size_t(i) : a.rows - 1;
+}
+
+// --- batch 1 with fp32 products and sums (edgeq::cuda::fp32_sums) ---------------------------
+// The fast kernels above round x to half and sum runs of half products: about 1e-3 relative
+// error of a small model's logits (docs/cuda.md), the price of the Nano's half2 rate. This kernel
+// is the accurate one: the same adaptors decode each unit to half2 (exact small integers for
+// integer codes; NF4's code-book values and SpQR's fractional zero points rounded to half), each
+// pair goes to fp32 and meets fp32 activations in fp32 FMAs, scales in fp32. So it computes what
+// the CPU engine computes up to the order of the sums. Every format and row length: x is read
+// through the read-only cache (no staging, no length limit); a warp takes 4 rows (each x serves 4
+// weights), one wave of resident blocks striding over the rows.
+
+
+__device__ __forceinline__ void load_f32x8(const float* p, float (&v)[8]) {
+    const float4 a = __ldg(reinterpret_cast<const float4*>(p)), b = __ldg(reinterpret_cast<const float4*>(p) + 1);
+    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+}
+__device__ __forceinline__ void load_f32x8(const __half* p, float (&v)[8]) {
+    const uint4 u = __ldg(reinterpret_cast<const uint4*>(p));
+    const std::uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const float2 f = __half22float2(as_half2(w[i]));
+        v[2 * i] = f.x, v[2 * i + 1] = f.y;
+    }
+}
+
+// A unit's 32 activations in fp32 (runs of 8 where the adaptor says) and, for k-quants, their sum.
+template <class A, class XT>
+__device__ __forceinline__ float unit_x_fp32(const A& a, std::size_t u, const XT* x, float (&xv)[32]) {
+    float xsum = 0.0f;
+#pragma unroll
+    for (int g = 0; g < 4; ++g) {
+        float v[8];
+        load_f32x8(x + a.x_run(u, g), v);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) xv[8 * g + i] = v[i];
+        if (A::needs_xsum) xsum += ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+    }
+    return xsum;
+}
+
+// One unit of row r: sum over its 32 weights of value * x in fp32 (scales and k-quant minimum
+// applied), in the units of x.
+template <class A>
+__device__ __forceinline__ float unit_fp32(const A& a, const __half2* table, std::size_t r, std::size_t u,
+                                           const float (&xv)[32], float xsum) {
+    typename A::raw raw;
+    a.load(r, u, raw);
+    __half2 v[16];
+    float s[A::groups], m;
+    a.decode(raw, table, v, s, m);
+    float t[4];
+#pragma unroll
+    for (int g = 0; g < 4; ++g) {
+        float acc = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const float2 f = __half22float2(v[4 * g + i]);
+            acc = fmaf(f.x, xv[8 * g + 2 * i], acc);
+            acc = fmaf(f.y, xv[8 * g + 2 * i + 1], acc);
+        }
+        t[g] = acc;
+    }
+    float res;
+    if (A::groups == 4)
+        res = fmaf(s[0], t[0], fmaf(s[1 % A::groups], t[1], fmaf(s[2 % A::groups], t[2], s[3 % A::groups] * t[3])));
+    else if (A::groups == 2)
+        res = fmaf(s[0], t[0] + t[1], s[1 % A::groups] * (t[2] + t[3]));
+    else
+        res = s[0] * ((t[0] + t[1]) + (t[2] + t[3]));
+    if (A::needs_xsum) res = fmaf(-m, xsum, res);
+    return res;
+}
+
+// A warp takes R rows, so each activation read from the cache serves R weights.
+template <class A, class XT, class YT, int Warps, int R>
+__global__ void __launch_bounds__(Warps * 32) gemv_fp32_kernel(const A a, const XT* __restrict__ x, YT* __restrict__ y) {
+    __shared__ __half2 table[table_storage<A>::size];
+    if (A::table_size > 0) {
+        for (int i = int(threadIdx.x); i < A::table_size; i += Warps * 32) table[i] = A::table_entry(i);
+        __syncthreads();
+    }
+    const unsigned lane = threadIdx.x % 32u;
+    for (std::size_t r0 = (std::size_t(blockIdx.x) * Warps + threadIdx.x / 32u) * R; r0 < a.rows;
+         r0 += std::size_t(gridDim.x) * Warps * R) {
+        std::size_t row[R];
+        rows_from(a, r0, row);
+        float acc[R];
+#pragma unroll
+        for (int i = 0; i < R; ++i) acc[i] = 0.0f;
+        for (std::size_t u = lane; u < a.units; u += 32) {
+            float xv[32];
+            const float xsum = unit_x_fp32(a, u, x, xv);
+#pragma unroll
+            for (int i = 0; i < R; ++i) acc[i] += unit_fp32(a, table, row[i], u, xv, xsum);
+        }
+#pragma unroll
+        for (int i = 0; i < R; ++i) {
+            // row_extra() is in the units of the pre-scaled x: a power of two brings it back exactly.
+            float v = acc[i] + row_extra(a, row[i], lane, 32u, x) * float(1 << A::x_shift);
+#pragma unroll
+            for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+            if (lane == unsigned(i) && r0 + std::size_t(i) < a.rows) store_y(y + r0 + std::size_t(i), v);
+        }
+    }
+}
+
+template <class A, class XT, class YT>
+void launch_gemv1_fp32(const A& a, const XT* x, YT* y, cudaStream_t stream) {
+    if (a.rows == 0) return;
+    check_activations(a, x, y);
+    constexpr int W = 8, R = 4;
+    std::size_t blocks = (a.rows + W * R - 1) / (W * R);
+    const std::size_t resident = resident_of(gemv_fp32_kernel<A, XT, YT, W, R>, W * 32, 0);
+    if (blocks > resident) blocks = resident;
+    gemv_fp32_kernel<A, XT, YT, W, R><<<unsigned(blocks), W * 32, 0, stream>>>(a, x, y);
+    const cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) throw error(std::string("cuda::gemv: kernel launch failed: ") + cudaGetErrorString(e));
+}
+
 // One token: only the single-token kernel is instantiated.
 template <class Config, class A, class XT, class YT>
 void launch_gemv1(const A& a, const XT* x, YT* y, cudaStream_t stream) {
@@ -813,4 +939,11 @@ void launch_gemv(const A& a, const XT* x, YT* y, std::size_t n, cudaStream_t str
 
 }  // namespace cuda
 }  // namespace kernel
+
+namespace cuda {
+// The accuracy policy of a batch-1 GEMV: edgeq::cuda::gemv(edgeq::cuda::fp32_sums, w, x, y)
+// takes gemv_fp32_kernel (fp32 products and sums) instead of the half2 kernels.
+struct fp32_sums_t {};
+constexpr fp32_sums_t fp32_sums{};
+}  // namespace cuda
 }  // namespace edgeq

@@ -177,6 +177,12 @@ void gemv(backend::cuda<SM>, const spqr_view<F>& w, const XT* x_dev, YT* y_dev, 
     if (w.rows == 0) return;
     kernel::cuda::launch_spqr1<kernel::cuda::gemv_config<SM>>(kernel::cuda::make_adaptor(w), x_dev, y_dev, stream);
 }
+// In fp32 arithmetic (gemv_core.cuh, gemv_fp32_kernel; the fractional zero points in half).
+template <class F, class XT, class YT>
+void gemv(fp32_sums_t, const spqr_view<F>& w, const XT* x_dev, YT* y_dev, cudaStream_t stream = 0) {
+    if (w.rows == 0) return;
+    kernel::cuda::launch_gemv1_fp32(kernel::cuda::make_adaptor(w), x_dev, y_dev, stream);
+}
 // Y = X W^T for n tokens (x: n x cols, y: n x rows): launches of up to 16 tokens.
 template <class F, class XT, class YT>
 void gemm(const spqr_view<F>& w, const XT* x_dev, YT* y_dev, std::size_t n, cudaStream_t stream = 0) {
