@@ -91,6 +91,15 @@ class matrix {
     std::size_t rows = 0, cols = 0, bytes = 0;
 };
 
+// y = W x on a format kernel, in half or fp32 arithmetic (gpu_model.hpp, arithmetic).
+template <class View>
+void format_gemv(bool fp32, const View& w, const float* x, float* y, cudaStream_t s) {
+    if (fp32)
+        edgeq::cuda::gemv(edgeq::cuda::fp32_sums, w, x, y, s);
+    else
+        edgeq::cuda::gemv(w, x, y, s);
+}
+
 template <class F>
 class native_matrix final : public matrix {
    public:
@@ -103,12 +112,7 @@ class native_matrix final : public matrix {
         kernel::cuda::make_adaptor(view_);  // refuses what the kernels cannot read (alignment)
         rows = t.rows, cols = t.cols, bytes = t.n_bytes;
     }
-    void gemv(const float* x, float* y, cudaStream_t s) const override {
-        if (fp32_)
-            edgeq::cuda::gemv(edgeq::cuda::fp32_sums, view_, x, y, s);
-        else
-            edgeq::cuda::gemv(view_, x, y, s);
-    }
+    void gemv(const float* x, float* y, cudaStream_t s) const override { format_gemv(fp32_, view_, x, y, s); }
     bool native() const override { return true; }
 
    private:
@@ -177,12 +181,7 @@ class spqr_native final : public matrix {
         view_ = edgeq::cuda::rebase(spqr_view<F>::from_blob(t.bytes, t.rows, t.cols), t.bytes, blob_.as<void>());
         rows = t.rows, cols = t.cols, bytes = t.n_bytes;
     }
-    void gemv(const float* x, float* y, cudaStream_t s) const override {
-        if (fp32_)
-            edgeq::cuda::gemv(edgeq::cuda::fp32_sums, view_, x, y, s);
-        else
-            edgeq::cuda::gemv(view_, x, y, s);
-    }
+    void gemv(const float* x, float* y, cudaStream_t s) const override { format_gemv(fp32_, view_, x, y, s); }
     bool native() const override { return true; }
 
    private:

@@ -398,6 +398,13 @@ std::size_t staged_bytes(const A& a) {
 // own arrays (NF4's 1 KB code table, the team kernel's partial sums).
 constexpr std::size_t staged_limit = 46 * 1024;
 
+// Rows r0 .. r0 + R - 1, the ones past the end clamped to the last row (loaded, not stored).
+template <class A, int R>
+__device__ __forceinline__ void rows_from(const A& a, std::size_t r0, std::size_t (&row)[R]) {
+#pragma unroll
+    for (int i = 0; i < R; ++i) row[i] = r0 + std::size_t(i) < a.rows ? r0 + std::size_t(i) : a.rows - 1;
+}
+
 // One step of a lane: U units (u0, u0 + 32, ...) of R rows.
 template <class A, int U, int R, int Stride = 32>
 __device__ __forceinline__ void load_step(const A& a, const std::size_t (&row)[R], std::size_t u0,
@@ -454,8 +461,7 @@ __global__ void __launch_bounds__(Warps * 32, MinBlocks)
     for (std::size_t r0 = (std::size_t(blockIdx.x) * Warps + threadIdx.x / 32u) * R; r0 < a.rows;
          r0 += std::size_t(gridDim.x) * Warps * R) {
         std::size_t row[R];
-#pragma unroll
-        for (int i = 0; i < R; ++i) row[i] = r0 + std::size_t(i) < a.rows ? r0 + std::size_t(i) : a.rows - 1;
+        rows_from(a, r0, row);
         float acc[R];
 #pragma unroll
         for (int i = 0; i < R; ++i) acc[i] = 0.0f;
@@ -506,8 +512,7 @@ __global__ void __launch_bounds__(Warps * 32)
     for (std::size_t base = std::size_t(blockIdx.x) * tile; base < a.rows; base += std::size_t(gridDim.x) * tile, buf ^= 1) {
         const std::size_t r0 = base + std::size_t(team) * R;
         std::size_t row[R];
-#pragma unroll
-        for (int i = 0; i < R; ++i) row[i] = r0 + std::size_t(i) < a.rows ? r0 + std::size_t(i) : a.rows - 1;
+        rows_from(a, r0, row);
         float acc[R];
 #pragma unroll
         for (int i = 0; i < R; ++i) acc[i] = 0.0f;
@@ -760,13 +765,6 @@ void check_activations(const A& a, const XT* x, const void* y) {
     if (!x || !y) throw error("cuda::gemv: a null activation or output pointer");
     if (reinterpret_cast<std::uintptr_t>(x) % 16 || (a.cols * sizeof(XT)) % 16)
         throw error("cuda::gemv: x must be 16-byte aligned (cudaMalloc gives 256) and rows of x a multiple of 16 bytes");
-}
-
-// Rows r0 .. r0 + R - 1, the ones past the end clamped to the last row (loaded, not stored).
-template <class A, int R>
-__device__ __forceinline__ void rows_from(const A& a, std::size_t r0, std::size_t (&row)[R]) {
-#pragma unroll
-    for (int i = 0; i < R; ++i) row[i] = r0 + std::size_t(i) < a.rows ? r0 + std::size_t(i) : a.rows - 1;
 }
 
 // --- batch 1 with fp32 products and sums (edgeq::cuda::fp32_sums) ---------------------------
