@@ -46,6 +46,10 @@ struct ggml_adaptor_base {
     __device__ const std::uint8_t* block(std::size_t r, std::size_t b) const {
         return reinterpret_cast<const std::uint8_t*>(w.row_blocks(r) + b);
     }
+    // The block holding unit u (32 weights) of row r.
+    __device__ const std::uint8_t* unit_bytes(std::size_t r, std::size_t u) const {
+        return block(r, u / (Block::weights / 32));
+    }
 };
 
 template <class Block>

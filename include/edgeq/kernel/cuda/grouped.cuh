@@ -82,6 +82,7 @@ struct grouped_adaptor {
     }
     __device__ std::size_t x_run(std::size_t u, int i) const { return 32 * u + 8 * std::size_t(i); }
 
+    __device__ const std::uint8_t* unit_bytes(std::size_t r, std::size_t u) const { return w.row_codes(r) + u * chunk_bytes; }
     __device__ void load(std::size_t r, std::size_t u, raw& out) const {
         load_chunk<bits>(w.row_codes(r) + u * chunk_bytes, out.words);
         const std::size_t g = F::group ? std::size_t(unsigned(u) / unsigned(F::group / 32)) : 0;

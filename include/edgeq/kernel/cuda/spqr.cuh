@@ -67,6 +67,7 @@ struct spqr_adaptor {
     __device__ static __half2 table_entry(int) { return __half2(); }
     __device__ std::size_t x_run(std::size_t u, int i) const { return 32 * u + 8 * std::size_t(i); }
 
+    __device__ const std::uint8_t* unit_bytes(std::size_t r, std::size_t u) const { return w.row_codes(r) + u * chunk_bytes; }
     __device__ void load(std::size_t r, std::size_t u, raw& out) const {
         load_chunk<bits>(w.row_codes(r) + u * chunk_bytes, out.words);
         // Blocks (r / 16, 2u) and (r / 16, 2u + 1): 40 bytes at a multiple of 40 from a 64-byte
