@@ -220,6 +220,13 @@ struct table_storage {
     static constexpr int size = A::table_size > 0 ? A::table_size : 1;
 };
 
+// Rows r0 .. r0 + R - 1, the ones past the end clamped to the last row (loaded, not stored).
+template <class A, int R>
+__device__ __forceinline__ void rows_from(const A& a, std::size_t r0, std::size_t (&row)[R]) {
+#pragma unroll
+    for (int i = 0; i < R; ++i) row[i] = r0 + std::size_t(i) < a.rows ? r0 + std::size_t(i) : a.rows - 1;
+}
+
 // y[t][r] = sum_k W[r][k] x[t][k] for t < NT; x is NT x cols, y NT x rows, both row-major.
 template <class A, class XT, class YT, int Warps, int R, int NT>
 __global__ void __launch_bounds__(Warps * 32)
@@ -232,8 +239,7 @@ __global__ void __launch_bounds__(Warps * 32)
     }
     const std::size_t r0 = std::size_t(blockIdx.x) * R;
     std::size_t row[R];
-#pragma unroll
-    for (int i = 0; i < R; ++i) row[i] = r0 + std::size_t(i) < a.rows ? r0 + std::size_t(i) : a.rows - 1;
+    rows_from(a, r0, row);
 
     float acc[R][NT];
 #pragma unroll
@@ -428,13 +434,6 @@ std::size_t staged_bytes(const A& a) {
 // own arrays (NF4's 1 KB code table, the team kernel's partial sums).
 constexpr std::size_t staged_limit = 46 * 1024;
 
-// Rows r0 .. r0 + R - 1, the ones past the end clamped to the last row (loaded, not stored).
-template <class A, int R>
-__device__ __forceinline__ void rows_from(const A& a, std::size_t r0, std::size_t (&row)[R]) {
-#pragma unroll
-    for (int i = 0; i < R; ++i) row[i] = r0 + std::size_t(i) < a.rows ? r0 + std::size_t(i) : a.rows - 1;
-}
-
 // One step of a lane: U units (u0, u0 + 32, ...) of R rows.
 template <class A, int U, int R, int Stride = 32>
 __device__ __forceinline__ void load_step(const A& a, const std::size_t (&row)[R], std::size_t u0,
@@ -483,19 +482,17 @@ __global__ void __launch_bounds__(Warps * 32, MinBlocks)
     __shared__ __half2 table[table_storage<A>::size];
     if (A::table_size > 0)
         for (int i = int(threadIdx.x); i < A::table_size; i += Warps * 32) table[i] = A::table_entry(i);
+    const unsigned lane = threadIdx.x % 32u;
+    const std::size_t first = (std::size_t(blockIdx.x) * Warps + threadIdx.x / 32u) * R;  // the warp's first row
     allow_next_launch();
-    if (overlap) {  // the first unit of the warp's first row (more measured slower: it floods DRAM)
-        const std::size_t r0 = (std::size_t(blockIdx.x) * Warps + threadIdx.x / 32u) * R;
-        if (r0 < a.rows && threadIdx.x % 32u < a.units) prefetch_unit(a, r0, threadIdx.x % 32u, 0);
-    }
+    // The first unit of the warp's first row (more measured slower: it floods DRAM).
+    if (overlap && first < a.rows && lane < a.units) prefetch_unit(a, first, lane, 0);
     wait_for_inputs();
     stage_x(a, x, xs, xsums);
     __syncthreads();
 
-    const unsigned lane = threadIdx.x % 32u;
     constexpr float unscale = float(1 << A::x_shift);
-    for (std::size_t r0 = (std::size_t(blockIdx.x) * Warps + threadIdx.x / 32u) * R; r0 < a.rows;
-         r0 += std::size_t(gridDim.x) * Warps * R) {
+    for (std::size_t r0 = first; r0 < a.rows; r0 += std::size_t(gridDim.x) * Warps * R) {
         std::size_t row[R];
         rows_from(a, r0, row);
         float acc[R];
@@ -538,18 +535,17 @@ __global__ void __launch_bounds__(Warps * 32)
     __shared__ float partial[2][Warps][R];
     if (A::table_size > 0)
         for (int i = int(threadIdx.x); i < A::table_size; i += Warps * 32) table[i] = A::table_entry(i);
+    const unsigned lane = threadIdx.x % 32u, warp = threadIdx.x / 32u;
+    const unsigned team = warp / S, t = (warp % S) * 32u + lane;
     allow_next_launch();
     if (overlap) {  // the team's first row, a unit per thread
-        const unsigned tm = threadIdx.x / 32u / S, tt = (threadIdx.x / 32u % S) * 32u + threadIdx.x % 32u;
-        const std::size_t r0 = std::size_t(blockIdx.x) * tile + std::size_t(tm) * R;
-        if (r0 < a.rows && tt < a.units) prefetch_unit(a, r0, tt, 0);
+        const std::size_t r0 = std::size_t(blockIdx.x) * tile + std::size_t(team) * R;
+        if (r0 < a.rows && t < a.units) prefetch_unit(a, r0, t, 0);
     }
     wait_for_inputs();
     stage_x(a, x, xs, xsums);
     __syncthreads();
 
-    const unsigned lane = threadIdx.x % 32u, warp = threadIdx.x / 32u;
-    const unsigned team = warp / S, t = (warp % S) * 32u + lane;
     constexpr float unscale = float(1 << A::x_shift);
     int buf = 0;
     for (std::size_t base = std::size_t(blockIdx.x) * tile; base < a.rows; base += std::size_t(gridDim.x) * tile, buf ^= 1) {
@@ -599,11 +595,8 @@ __global__ void __launch_bounds__(Warps * 32)
 
     const std::size_t r0 = std::size_t(blockIdx.x) * R;
     std::size_t row[R];
-#pragma unroll
-    for (int i = 0; i < R; ++i) row[i] = r0 + std::size_t(i) < a.rows ? r0 + std::size_t(i) : a.rows - 1;
+    rows_from(a, r0, row);
     constexpr unsigned step = Warps * 32;
-    allow_next_launch();
-    wait_for_inputs();
 
     if (Staged) {
         stage_x(a, x, xs, xsums);
