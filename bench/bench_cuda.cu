@@ -56,6 +56,8 @@ using int2_g128 = format_of<scheme<bits<2>, group<128>>>;
 using int3_g128 = format_of<scheme<bits<3>, group<128>>>;
 using int4_g128 = format_of<scheme<bits<4>, group<128>>>;
 using int8_g128 = format_of<scheme<bits<8>, group<128>>>;
+using int4_g32 = format_of<scheme<bits<4>, group<32>>>;  // Q4_0 as the GPU engine uploads it
+using int8_g32 = format_of<scheme<bits<8>, group<32>>>;  // Q8_0 likewise (format/ggml/grouped_twin.hpp)
 using nf4_dq = format_of<scheme<nf4, group<64>, double_quant>>;
 using g_q4_0 = ggml_format<ggml::block_q4_0>;
 using g_q8_0 = ggml_format<ggml::block_q8_0>;
@@ -425,10 +427,11 @@ void tune_spqr() {
     }
 }
 
-template <class F>
-void tune(const char* name) {
-    if (!only.empty() && only != name) return;
-    std::mt19937 rng(13);
+// For each shape: random weights of format F in rotating copies, x and y on the device, then
+// row(shape, views, x, y, iterations, kB of weights) prints a table row.
+template <class F, class Row>
+void for_each_shape(unsigned seed, Row row) {
+    std::mt19937 rng(seed);
     for (const shape& s : shapes) {
         const auto blob = random_blob<F>(s.rows, s.cols, rng, is_ggml_format<F>{});
         replicas w(blob, rotation_bytes());
@@ -438,8 +441,29 @@ void tune(const char* name) {
         CK(cudaMalloc(&y, s.rows * 4));
         std::vector<qview<F>> views;
         for (std::size_t i = 0; i < w.copies; ++i) views.push_back(view_at<F>(blob, s.rows, s.cols, w.at(int(i))));
-        const int it = iters_for(blob.size());
-        const double b = double(blob.size()) / 1e3;
+        row(s, views, x, y, iters_for(blob.size()), double(blob.size()) / 1e3);
+        CK(cudaFree(x));
+        CK(cudaFree(y));
+    }
+}
+
+// Teams of S warps per row with R rows per team, fixed (launch_team_auto picks R by the wave).
+template <class F>
+void tune_teams(const char* name) {
+    if (!only.empty() && only != name) return;
+    for_each_shape<F>(17, [&](const shape& s, const std::vector<qview<F>>& views, const float* x, float* y, int it, double b) {
+        std::printf("| %s | %zux%zu | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n", name, s.rows, s.cols,
+                    b / tune_team_rows<16, 4, 1>(views, x, y, it), b / tune_team_rows<16, 4, 2>(views, x, y, it),
+                    b / tune_team_rows<16, 4, 4>(views, x, y, it), b / tune_team_rows<16, 2, 2>(views, x, y, it),
+                    b / tune_team_rows<16, 2, 4>(views, x, y, it), b / tune_team_rows<8, 4, 2>(views, x, y, it),
+                    b / tune_team_rows<32, 4, 2>(views, x, y, it), b / tune_team_rows<32, 8, 1>(views, x, y, it));
+    });
+}
+
+template <class F>
+void tune(const char* name) {
+    if (!only.empty() && only != name) return;
+    for_each_shape<F>(13, [&](const shape& s, const std::vector<qview<F>>& views, const float* x, float* y, int it, double b) {
         const double old = time_us(
             [&](int i) {
                 kernel::cuda::launch_rows<4, 4, 1>(kernel::cuda::make_adaptor(views[std::size_t(i) % views.size()]), x, y, stream);
@@ -452,9 +476,7 @@ void tune(const char* name) {
                     b / tune_team<F, 8, 4>(views, x, y, it), b / tune_team<F, 16, 2, 2>(views, x, y, it),
                     b / tune_auto<F, 32>(views, x, y, it), b / tune_team<F, 32, 2>(views, x, y, it),
                     b / tune_team<F, 32, 4>(views, x, y, it), b / tune_staged<F, 32, 1, 1>(views, x, y, it));
-        CK(cudaFree(x));
-        CK(cudaFree(y));
-    }
+    });
 }
 
 // GEMM: fp16 activations and outputs for us and cuBLAS alike.
@@ -536,10 +558,15 @@ int main(int argc, char** argv) {
         tune<int8_g128>("int8-g128");
         tune<g_q4_0>("Q4_0");
         tune<g_q8_0>("Q8_0");
+        tune<int4_g32>("Q4_0 as int4-g32");
+        tune<int8_g32>("Q8_0 as int8-g32");
         tune<g_q4_k>("Q4_K");
         tune<g_q6_k>("Q6_K");
         std::printf("\n| format | shape | team W16 S2 auto | W16 R1 | W8 R2 | team W16 S4 R4 | team W16 S2 R2 | team W8 S2 R4 |\n|---|---|---|---|---|---|---|---|\n");
         tune_spqr();
+        std::printf("\n| format | shape | team W16 S4 R1 | W16 S4 R2 | W16 S4 R4 | W16 S2 R2 | W16 S2 R4 | W8 S4 R2 | W32 S4 R2 | W32 S8 R1 |\n|---|---|---|---|---|---|---|---|---|---|\n");
+        tune_teams<int4_g128>("int4-g128");
+        tune_teams<int4_g32>("Q4_0 as int4-g32");
         std::printf("\n");
     }
 
@@ -551,6 +578,8 @@ int main(int argc, char** argv) {
     bench_gemv<nf4_dq>("nf4-g64-dq");
     bench_gemv<g_q4_0>("Q4_0");
     bench_gemv<g_q8_0>("Q8_0");
+    bench_gemv<int4_g32>("Q4_0 as int4-g32");
+    bench_gemv<int8_g32>("Q8_0 as int8-g32");
     bench_gemv<g_q4_k>("Q4_K");
     bench_gemv<g_q6_k>("Q6_K");
     bench_spqr_gemv("spqr-3bit-g16 (1% outliers)");

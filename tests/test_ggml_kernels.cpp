@@ -4,7 +4,9 @@
 // valid input, so no quantizer is needed.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include <edgeq/edgeq.hpp>
+#include <edgeq/format/ggml/grouped_twin.hpp>
 
 #include "data/ggml/decode_blocks.hpp"
 
@@ -228,4 +231,38 @@ TEST_CASE("ggml kernels: k-quants and IQ4_XS, every backend against the referenc
     check_type<block_q6_K>(37, 512);
     check_type<block_iq4_xs>(37, 512);
     check_type<block_q4_K>(19, 256);  // one super-block per row
+}
+
+// Q4_0 / Q8_0 repacked into int4-g32 / int8-g32 (what the GPU engine uploads): every weight the
+// same float, bit for bit, converted a few rows at a time as the engine does.
+template <class B>
+void check_twin(std::size_t rows, std::size_t cols, std::size_t rows_per_call) {
+    INFO("type " << B::name() << " " << rows << "x" << cols);
+    using F = typename eq::ggml::grouped_twin<B>::format;
+    std::vector<B> blocks(rows * cols / B::weights);
+    gt::fill_blocks(blocks.data(), blocks.size(), std::uint64_t(B::type_id) * 7 + cols);
+    std::vector<std::uint8_t> blob(F::storage_bytes(rows, cols), 0xa5);
+    for (std::size_t r0 = 0; r0 < rows; r0 += rows_per_call) {
+        const std::size_t n = std::min(rows_per_call, rows - r0);
+        eq::ggml::to_grouped_twin(blocks.data() + r0 * (cols / B::weights), n, cols,
+                                  blob.data() + r0 * F::row_code_bytes(cols),
+                                  reinterpret_cast<eq::fp16_t*>(blob.data() + F::scales_offset(rows, cols)) + r0 * (cols / 32));
+    }
+    const auto twin = eq::qview<F>::from_blob(blob.data(), rows, cols);
+    std::vector<float> a(cols), b(cols);
+    std::size_t differ = 0;
+    for (std::size_t r = 0; r < rows; ++r) {
+        eq::ggml::dequantize_row(blocks.data() + r * (cols / B::weights), a.data(), cols);
+        eq::kernel::dequantize_row(eq::backend::scalar{}, twin, r, b.data());
+        for (std::size_t c = 0; c < cols; ++c) differ += std::memcmp(&a[c], &b[c], sizeof(float)) != 0;
+    }
+    CHECK(differ == 0);
+    CHECK(F::bits_per_weight() == Approx(sizeof(B) * 8.0 / B::weights));
+}
+
+TEST_CASE("ggml Q4_0 and Q8_0 as their grouped twins int4-g32 and int8-g32: identical weights", "[ggml]") {
+    using namespace eq::ggml;
+    check_twin<block_q4_0>(37, 512, 5);
+    check_twin<block_q8_0>(37, 512, 5);
+    check_twin<block_q8_0>(3, 96, 1);
 }

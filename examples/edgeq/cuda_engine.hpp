@@ -33,6 +33,20 @@ namespace gpu = edgeq::engine::gpu;
 
 inline edgeq::error cuda_missing() { return edgeq::error("this edgeq was built without CUDA (--device cuda needs a CUDA build)"); }
 
+// --gpu-math, as edgeq run and edgeq perplexity take it.
+constexpr const char* gpu_math_help =
+    "  --gpu-math M           with --device cuda, how the format kernels multiply: auto (default;\n"
+    "                         half2 products, the Jetson Nano's fast path, on rows of 512 weights\n"
+    "                         and more, fp32 on shorter rows), half (half2 everywhere) or fp32\n"
+    "                         (fp32 products and sums: the CPU's arithmetic, slower)\n";
+inline bool parse_gpu_math(const std::string& s, gpu::arithmetic* m) {
+    if (s == "auto") *m = gpu::arithmetic::automatic;
+    else if (s == "half") *m = gpu::arithmetic::half;
+    else if (s == "fp32") *m = gpu::arithmetic::fp32;
+    else return false;
+    return true;
+}
+
 // A matrix that lives only in device memory: the host model keeps its shape and name.
 class device_only_linear final : public edgeq::linear {
    public:
@@ -86,7 +100,7 @@ inline void give_vectors(gpu::builder& b, const edgeq::engine::llama_model& m) {
 #ifdef EDGEQ_CLI_CUDA
 
 inline std::unique_ptr<gpu::session> gpu_session_of(const edgeq::engine::llama_model& m, int n_ctx,
-                                                    gpu::arithmetic math = gpu::arithmetic::half) {
+                                                    gpu::arithmetic math = gpu::arithmetic::automatic) {
     std::unique_ptr<gpu::builder> b = gpu::make_builder(m.config, n_ctx, math);
     b->matrix("token_embd", gpu_tensor_of(*m.token_embd));
     for (std::size_t i = 0; i < m.layers.size(); ++i) {
@@ -108,7 +122,7 @@ inline std::unique_ptr<gpu::session> gpu_session_of(const edgeq::engine::llama_m
 // The direct mode. Returns the session; *config gets the model's config (the host model, all
 // placeholders, is dropped here).
 inline std::unique_ptr<gpu::session> load_to_gpu(const std::string& path, int n_ctx, edgeq::engine::llama_config* config,
-                                                 gpu::arithmetic math = gpu::arithmetic::half) {
+                                                 gpu::arithmetic math = gpu::arithmetic::automatic) {
     namespace en = edgeq::engine;
     namespace gg = edgeq::io::gguf;
     std::unique_ptr<gpu::builder> b;
@@ -160,11 +174,11 @@ inline std::unique_ptr<gpu::session> load_to_gpu(const std::string& path, int n_
 
 #else
 
-inline std::unique_ptr<gpu::session> gpu_session_of(const edgeq::engine::llama_model&, int, gpu::arithmetic = gpu::arithmetic::half) {
+inline std::unique_ptr<gpu::session> gpu_session_of(const edgeq::engine::llama_model&, int, gpu::arithmetic = gpu::arithmetic::automatic) {
     throw cuda_missing();
 }
 inline std::unique_ptr<gpu::session> load_to_gpu(const std::string&, int, edgeq::engine::llama_config*,
-                                                 gpu::arithmetic = gpu::arithmetic::half) {
+                                                 gpu::arithmetic = gpu::arithmetic::automatic) {
     throw cuda_missing();
 }
 

@@ -22,10 +22,10 @@
 
 namespace {
 
-const char* const help =
+const std::string help =
     "usage: edgeq perplexity -m MODEL -f TEXT [-t TOKENIZER] [--ctx N] [--chunks N]\n"
     "                        [--protocol gptq|llamacpp] [--bytes A:B] [--kl-base MODEL] [--threads N]\n"
-    "                        [--weights W] [--device cpu|cuda] [--direct-load] [--gpu-math half|fp32]\n"
+    "                        [--weights W] [--device cpu|cuda] [--direct-load] [--gpu-math auto|half|fp32]\n"
     "                        [--json]\n"
     "\n"
     "protocols:\n"
@@ -48,10 +48,8 @@ const char* const help =
     "  --weights W            f32, f16 or bf16 for -m; default: as stored (--kl-base: as stored)\n"
     "  --threads N            default: all hardware threads\n"
     "  --device D             cpu (default) or cuda: the model on the GPU (not with --kl-base)\n"
-    "  --direct-load          with --device cuda, a GGUF model straight to device memory (Jetson)\n"
-    "  --gpu-math M           with --device cuda: half (default; half2 products, the Jetson Nano's\n"
-    "                         fast path, logits within ~1e-3 of the CPU's) or fp32 (fp32 products\n"
-    "                         and sums on the format kernels: the CPU's arithmetic, slower)\n"
+    "  --direct-load          with --device cuda, a GGUF model straight to device memory (Jetson)\n" +
+    std::string(cli::gpu_math_help) +
     "  --json                 one JSON object on stdout: PPL, per-window PPL, tokens, speed,\n"
     "                         peak memory, and the KL statistics with --kl-base\n"
     "  -h, --help             this text\n";
@@ -69,13 +67,13 @@ int perplexity(int argc, char** argv) {
     std::string model_path, tok_path, text_path, base_path, weights, range;
     en::perplexity_options o;
     bool chunks_given = false, json = false, cuda = false, direct = false;
-    cli::gpu::arithmetic math = cli::gpu::arithmetic::half;
+    cli::gpu::arithmetic math = cli::gpu::arithmetic::automatic;
     bool math_given = false;
     unsigned threads = std::max(1u, std::thread::hardware_concurrency());
     while (!a.done()) {
         const std::string opt = a.next_option();
         if (opt == "-h" || opt == "--help") {
-            std::fputs(help, stdout);
+            std::fputs(help.c_str(), stdout);
             return 0;
         } else if (opt == "-m" || opt == "--model") {
             model_path = a.value(opt);
@@ -115,8 +113,7 @@ int perplexity(int argc, char** argv) {
             direct = true;
         } else if (opt == "--gpu-math") {
             const std::string m = a.value(opt);
-            if (m != "half" && m != "fp32") a.fail("--gpu-math takes half or fp32, not '" + m + "'");
-            math = m == "fp32" ? cli::gpu::arithmetic::fp32 : cli::gpu::arithmetic::half;
+            if (!cli::parse_gpu_math(m, &math)) a.fail("--gpu-math takes auto, half or fp32, not '" + m + "'");
             math_given = true;
         } else {
             a.unknown(opt);

@@ -24,10 +24,10 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-const char* const help =
+const std::string help =
     "usage: edgeq run -m MODEL [-t TOKENIZER] [-p PROMPT] [-n N] [--temp T] [--top-k K] [--top-p P]\n"
     "                 [--repeat-penalty R] [--repeat-last-n N] [--seed S] [--threads N] [--weights W]\n"
-    "                 [--ctx N] [--device cpu|cuda] [--direct-load] [--gpu-math half|fp32] [--json]\n"
+    "                 [--ctx N] [--device cpu|cuda] [--direct-load] [--gpu-math auto|half|fp32] [--json]\n"
     "\n"
     "Generates text after PROMPT, printing each token as it comes, then the speeds of the prompt\n"
     "(all tokens at once through GEMM) and of the generation (one token at a time, GEMV and a KV\n"
@@ -53,10 +53,8 @@ const char* const help =
     "  --device D             cpu (default) or cuda: weights, KV cache and the forward pass on the\n"
     "                         GPU, tokens one at a time, the logits copied back (docs/cuda.md)\n"
     "  --direct-load          with --device cuda, a GGUF model goes from the file straight to device\n"
-    "                         memory, one tensor at a time, no host copy of the weights (Jetson)\n"
-    "  --gpu-math M           with --device cuda: half (default; half2 products, the Jetson Nano's\n"
-    "                         fast path, logits within ~1e-3 of the CPU's) or fp32 (fp32 products\n"
-    "                         and sums on the format kernels: the CPU's arithmetic, slower)\n"
+    "                         memory, one tensor at a time, no host copy of the weights (Jetson)\n" +
+    std::string(cli::gpu_math_help) +
     "  --weights W            f32, f16 or bf16; default: as stored\n"
     "  --json                 one JSON object on stdout (tokens, text, speeds, load time, peak\n"
     "                         memory) instead of the streamed text and the summary\n"
@@ -85,13 +83,13 @@ int run(int argc, char** argv) {
     std::size_t n_gen = 256, n_ctx = 0;
     unsigned threads = std::max(1u, std::thread::hardware_concurrency());
     bool json = false, cuda = false, direct = false;
-    cli::gpu::arithmetic math = cli::gpu::arithmetic::half;
+    cli::gpu::arithmetic math = cli::gpu::arithmetic::automatic;
     bool math_given = false;
     edgeq::engine::sampler_params sp;
     while (!a.done()) {
         const std::string o = a.next_option();
         if (o == "-h" || o == "--help") {
-            std::fputs(help, stdout);
+            std::fputs(help.c_str(), stdout);
             return 0;
         } else if (o == "-m" || o == "--model") {
             model_path = a.value(o);
@@ -130,8 +128,7 @@ int run(int argc, char** argv) {
             direct = true;
         } else if (o == "--gpu-math") {
             const std::string m = a.value(o);
-            if (m != "half" && m != "fp32") a.fail("--gpu-math takes half or fp32, not '" + m + "'");
-            math = m == "fp32" ? cli::gpu::arithmetic::fp32 : cli::gpu::arithmetic::half;
+            if (!cli::parse_gpu_math(m, &math)) a.fail("--gpu-math takes auto, half or fp32, not '" + m + "'");
             math_given = true;
         } else {
             a.unknown(o);

@@ -115,6 +115,8 @@ template void make_matrix<int2_g128>(std::size_t, std::size_t, unsigned, host_ma
 template void make_matrix<int3_g128>(std::size_t, std::size_t, unsigned, host_matrix&);
 template void make_matrix<int4_g128>(std::size_t, std::size_t, unsigned, host_matrix&);
 template void make_matrix<int8_g128>(std::size_t, std::size_t, unsigned, host_matrix&);
+template void make_matrix<int4_g32>(std::size_t, std::size_t, unsigned, host_matrix&);
+template void make_matrix<int8_g32>(std::size_t, std::size_t, unsigned, host_matrix&);
 template void make_matrix<int4_g128_asym>(std::size_t, std::size_t, unsigned, host_matrix&);
 template void make_matrix<int5_g64_asym_fp32>(std::size_t, std::size_t, unsigned, host_matrix&);
 template void make_matrix<int6_per_row>(std::size_t, std::size_t, unsigned, host_matrix&);

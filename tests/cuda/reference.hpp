@@ -17,6 +17,9 @@ using int2_g128 = format_of<scheme<bits<2>, group<128>>>;
 using int3_g128 = format_of<scheme<bits<3>, group<128>>>;
 using int4_g128 = format_of<scheme<bits<4>, group<128>>>;
 using int8_g128 = format_of<scheme<bits<8>, group<128>>>;
+// Q4_0's and Q8_0's twins (format/ggml/grouped_twin.hpp): what the GPU engine uploads them as.
+using int4_g32 = format_of<scheme<bits<4>, group<32>>>;
+using int8_g32 = format_of<scheme<bits<8>, group<32>>>;
 using int4_g128_asym = format_of<scheme<bits<4>, group<128>, asymmetric>>;
 using int5_g64_asym_fp32 = format_of<scheme<bits<5>, group<64>, asymmetric, fp32_scale>>;
 using int6_per_row = format_of<scheme<bits<6>, per_row>>;

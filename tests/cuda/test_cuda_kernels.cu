@@ -209,6 +209,8 @@ TEST("gemv int6-row") { check_gemv_format<int6_per_row>(); }
 TEST("gemv nf4-g64-dq") { check_gemv_format<nf4_dq>(); }
 TEST("gemv Q4_0") { check_gemv_format<g_q4_0>(); }
 TEST("gemv Q8_0") { check_gemv_format<g_q8_0>(); }
+TEST("gemv int4-g32 (Q4_0 as the engine uploads it)") { check_gemv_format<int4_g32>(); }
+TEST("gemv int8-g32 (Q8_0 as the engine uploads it)") { check_gemv_format<int8_g32>(); }
 TEST("gemv Q4_K") { check_gemv_format<g_q4_k>(); }
 TEST("gemv Q6_K") { check_gemv_format<g_q6_k>(); }
 TEST("gemv spqr-2bit-g16") { check_gemv_format<spqr2>(); }
@@ -349,6 +351,7 @@ void check_staged_shapes() {
 TEST("gemv staged shapes int4-g128-asym") { check_staged_shapes<int4_g128_asym>(); }
 TEST("gemv staged shapes int3-g128") { check_staged_shapes<int3_g128>(); }
 TEST("gemv staged shapes Q4_0") { check_staged_shapes<g_q4_0>(); }
+TEST("gemv staged shapes int8-g32") { check_staged_shapes<int8_g32>(); }
 TEST("gemv staged shapes Q4_K") { check_staged_shapes<g_q4_k>(); }
 
 TEST("gemm int4-g128") { check_gemm_format<int4_g128>(); }
@@ -377,3 +380,4 @@ TEST("an empty matrix launches nothing; misaligned x is refused") {
     const auto kview = edgeq::cuda::rebase(qview<g_q4_k>::from_blob(k.blob.data(), 2, 256), k.blob.data(), kblob.p + 2);
     REQUIRE_THROWS_WITH_TEXT(edgeq::cuda::gemv(kview, x.p, y.p), "16-byte aligned");
 }
+

@@ -67,14 +67,21 @@ class builder {
 
 // How the matrices on a format kernel multiply (docs/cuda.md). half: activations rounded to
 // half, runs of half2 products (the Jetson Nano's fast path; logits within about 1e-3 of the
-// CPU engine's). fp32: the decoded weights times fp32 activations in fp32 (gemv_fp32_kernel;
-// within about 1e-6 for integer codes), slower per matrix.
-enum class arithmetic { half, fp32 };
+// CPU engine's on rows of 512 and more, up to 1.3e-3 on rows of 128). fp32: the decoded weights
+// times fp32 activations in fp32 (gemv_fp32_kernel; within about 1e-6 for integer codes),
+// slower per matrix. automatic (the default): half on rows of at least half_min_cols weights,
+// fp32 on shorter rows, whose few products do not average the half roundings out and whose
+// matrices are too small for the speed to matter.
+enum class arithmetic { automatic, half, fp32 };
+constexpr std::size_t half_min_cols = 512;
+inline bool fp32_sums_for(arithmetic m, std::size_t cols) {
+    return m == arithmetic::fp32 || (m == arithmetic::automatic && cols < half_min_cols);
+}
 
 // Whether a CUDA device can be used; why not in *why.
 bool available(std::string* why);
 // n_ctx: the longest sequence (0: the config's seq_len). Throws edgeq::error without a device.
-std::unique_ptr<builder> make_builder(const llama_config& c, int n_ctx, arithmetic math = arithmetic::half);
+std::unique_ptr<builder> make_builder(const llama_config& c, int n_ctx, arithmetic math = arithmetic::automatic);
 
 }  // namespace gpu
 }  // namespace engine

@@ -2,8 +2,9 @@
 // one token at a time, the logits the only thing copied back (one host synchronisation per token).
 //
 //   weights   each matrix as stored when a kernel of include/edgeq/kernel/cuda/ reads its format
-//             (the grouped formats listed in upload_native below, llama.cpp's Q4_0, Q8_0, Q4_K,
-//             Q6_K, SpQR's spqr-{2,3,4}bit-g16); any other format is decoded on the host once and
+//             (the grouped formats listed in upload_native below, llama.cpp's Q4_K and Q6_K,
+//             SpQR's spqr-{2,3,4}bit-g16); Q4_0 and Q8_0 repacked into the same values as
+//             int4-g32 / int8-g32 (twin_matrix); any other format is decoded on the host once and
 //             uploaded as fp16 rows (f32 matrices as fp32 rows) for dense_gemv: the fallback.
 //   embedding a dense device table (fp16; fp32 for an f32 model) read one row per token; a tied
 //             classifier is the same matrix uploaded as stored.
@@ -33,6 +34,7 @@
 #include <vector>
 
 #include "../../core/error.hpp"
+#include "../../format/ggml/grouped_twin.hpp"
 #include "../../kernel/cuda/ggml.cuh"
 #include "../../kernel/cuda/grouped.cuh"
 #include "../../kernel/cuda/spqr.cuh"
@@ -89,6 +91,7 @@ class matrix {
     virtual void gemv(const float* x, float* y, cudaStream_t s) const = 0;
     virtual bool native() const = 0;
     std::size_t rows = 0, cols = 0, bytes = 0;
+    bool fp32 = false;  // a format kernel in fp32 arithmetic (fp32_sums_for)
 };
 
 // y = W x on a format kernel, in half or fp32 arithmetic (gpu_model.hpp, arithmetic).
@@ -100,25 +103,32 @@ void format_gemv(bool fp32, const View& w, const float* x, float* y, cudaStream_
         edgeq::cuda::gemv(w, x, y, s);
 }
 
-template <class F>
-class native_matrix final : public matrix {
+// A matrix on its format's kernel: the device blob and the view of it that the kernel reads.
+template <class View>
+class format_matrix : public matrix {
    public:
-    native_matrix(const tensor& t, arithmetic math) : blob_(t.n_bytes), fp32_(math == arithmetic::fp32) {
+    void gemv(const float* x, float* y, cudaStream_t s) const override { format_gemv(fp32, view_, x, y, s); }
+    bool native() const override { return true; }
+
+   protected:
+    format_matrix(const tensor& t, arithmetic math, std::size_t device_bytes) : blob_(device_bytes) {
+        rows = t.rows, cols = t.cols, bytes = t.n_bytes, fp32 = fp32_sums_for(math, t.cols);
+    }
+    device_buffer blob_;
+    View view_;
+};
+
+template <class F>
+class native_matrix final : public format_matrix<qview<F>> {
+   public:
+    native_matrix(const tensor& t, arithmetic math) : format_matrix<qview<F>>(t, math, t.n_bytes) {
         if (t.n_bytes != F::storage_bytes(t.rows, t.cols))
             throw error("gpu: " + t.scheme + " matrix of " + std::to_string(t.rows) + " x " + std::to_string(t.cols) +
                         " has " + std::to_string(t.n_bytes) + " bytes, not " + std::to_string(F::storage_bytes(t.rows, t.cols)));
-        blob_.upload(t.bytes, t.n_bytes);
-        view_ = edgeq::cuda::rebase(qview<F>::from_blob(t.bytes, t.rows, t.cols), t.bytes, blob_.as<void>());
-        kernel::cuda::make_adaptor(view_);  // refuses what the kernels cannot read (alignment)
-        rows = t.rows, cols = t.cols, bytes = t.n_bytes;
+        this->blob_.upload(t.bytes, t.n_bytes);
+        this->view_ = edgeq::cuda::rebase(qview<F>::from_blob(t.bytes, t.rows, t.cols), t.bytes, this->blob_.template as<void>());
+        kernel::cuda::make_adaptor(this->view_);  // refuses what the kernels cannot read (alignment)
     }
-    void gemv(const float* x, float* y, cudaStream_t s) const override { format_gemv(fp32_, view_, x, y, s); }
-    bool native() const override { return true; }
-
-   private:
-    device_buffer blob_;
-    bool fp32_;
-    qview<F> view_;
 };
 
 // Dense rows (half or float): the fallback, and the embedding table.
@@ -159,35 +169,67 @@ class dense_matrix final : public matrix {
 // The schemes a CUDA kernel reads as stored; a scheme name may carry an algorithm prefix
 // ("gptq-int4-g128" stores what "int4-g128" does).
 template <class S>
+bool stores_scheme(const tensor& t) {
+    const std::string n = name_of<S>();
+    return t.scheme == n || (t.scheme.size() > n.size() && t.scheme.compare(t.scheme.size() - n.size(), n.size(), n) == 0 &&
+                             t.scheme[t.scheme.size() - n.size() - 1] == '-');
+}
+
+template <class S>
 std::unique_ptr<matrix> try_native(const tensor& t, arithmetic math) {
     using F = format_of<S>;
-    const std::string n = name_of<S>();
-    const bool same = t.scheme == n || (t.scheme.size() > n.size() && t.scheme.compare(t.scheme.size() - n.size(), n.size(), n) == 0 &&
-                                        t.scheme[t.scheme.size() - n.size() - 1] == '-');
-    if (!same || F::shape_problem(t.cols)) return nullptr;
+    if (!stores_scheme<S>(t) || F::shape_problem(t.cols)) return nullptr;
     return std::unique_ptr<matrix>(new native_matrix<F>(t, math));
+}
+
+// Q4_0 and Q8_0 go to the device as their grouped twins int4-g32 / int8-g32
+// (format/ggml/grouped_twin.hpp): the same values and size, but 16-byte aligned codes, which
+// the grouped kernels stream faster than the 2-byte aligned blocks (docs/cuda.md). Repacked a
+// few MB at a time on the host, so no second full copy is held.
+template <class Block>
+class twin_matrix final : public format_matrix<qview<typename ggml::grouped_twin<Block>::format>> {
+    using F = typename ggml::grouped_twin<Block>::format;
+
+   public:
+    twin_matrix(const tensor& t, arithmetic math) : format_matrix<qview<F>>(t, math, F::storage_bytes(t.rows, t.cols)) {
+        const std::size_t per_row = t.cols / Block::weights;
+        if (t.cols % Block::weights || t.n_bytes != t.rows * per_row * sizeof(Block))
+            throw error("gpu: " + t.scheme + " matrix of " + std::to_string(t.rows) + " x " + std::to_string(t.cols) + " has " +
+                        std::to_string(t.n_bytes) + " bytes, not " + std::to_string(t.rows * per_row * sizeof(Block)));
+        const std::size_t code_bytes = F::row_code_bytes(t.cols);
+        const std::size_t chunk = std::max<std::size_t>(1, (std::size_t(4) << 20) / (per_row * sizeof(Block)));
+        std::vector<std::uint8_t> codes(std::min(chunk, t.rows) * code_bytes);
+        std::vector<fp16_t> scales(std::min(chunk, t.rows) * per_row);
+        const Block* blocks = reinterpret_cast<const Block*>(t.bytes);
+        for (std::size_t r0 = 0; r0 < t.rows; r0 += chunk) {
+            const std::size_t n = std::min(chunk, t.rows - r0);
+            ggml::to_grouped_twin(blocks + r0 * per_row, n, t.cols, codes.data(), scales.data());
+            this->blob_.upload(codes.data(), n * code_bytes, r0 * code_bytes);
+            this->blob_.upload(scales.data(), n * per_row * sizeof(fp16_t), F::scales_offset(t.rows, t.cols) + r0 * per_row * sizeof(fp16_t));
+        }
+        this->view_ = qview<F>::from_blob(this->blob_.template as<const std::uint8_t>(), t.rows, t.cols);  // section pointers only
+        kernel::cuda::make_adaptor(this->view_);
+    }
+};
+
+template <class Block>
+std::unique_ptr<matrix> try_twin(const tensor& t, arithmetic math) {
+    if (!stores_scheme<scheme<ggml_type<Block>>>(t) || t.cols % Block::weights) return nullptr;
+    return std::unique_ptr<matrix>(new twin_matrix<Block>(t, math));
 }
 
 // SpQR (spqr-{2,3,4}bit-g16): the dense codes and the CSR outliers in one kernel (spqr.cuh). The
 // blob is checked on the host first (sizes, CSR structure, finite values), as the CPU loader does.
 template <int B>
-class spqr_native final : public matrix {
+class spqr_native final : public format_matrix<spqr_view<spqr_format<B>>> {
     using F = spqr_format<B>;
 
    public:
-    spqr_native(const tensor& t, arithmetic math) : blob_(t.n_bytes), fp32_(math == arithmetic::fp32) {
+    spqr_native(const tensor& t, arithmetic math) : format_matrix<spqr_view<F>>(t, math, t.n_bytes) {
         spqr_matrix<F>::from_blob(t.bytes, t.n_bytes, t.rows, t.cols);  // throws on a damaged blob
-        blob_.upload(t.bytes, t.n_bytes);
-        view_ = edgeq::cuda::rebase(spqr_view<F>::from_blob(t.bytes, t.rows, t.cols), t.bytes, blob_.as<void>());
-        rows = t.rows, cols = t.cols, bytes = t.n_bytes;
+        this->blob_.upload(t.bytes, t.n_bytes);
+        this->view_ = edgeq::cuda::rebase(spqr_view<F>::from_blob(t.bytes, t.rows, t.cols), t.bytes, this->blob_.template as<void>());
     }
-    void gemv(const float* x, float* y, cudaStream_t s) const override { format_gemv(fp32_, view_, x, y, s); }
-    bool native() const override { return true; }
-
-   private:
-    device_buffer blob_;
-    bool fp32_;
-    spqr_view<F> view_;
 };
 
 template <int B>
@@ -199,8 +241,7 @@ std::unique_ptr<matrix> try_spqr(const tensor& t, arithmetic math) {
 inline std::unique_ptr<matrix> upload_native(const tensor& t, arithmetic math) {
     std::unique_ptr<matrix> m;
     if ((m = try_spqr<2>(t, math)) || (m = try_spqr<3>(t, math)) || (m = try_spqr<4>(t, math))) return m;
-    if ((m = try_native<scheme<ggml_type<ggml::block_q4_0>>>(t, math))) return m;
-    if ((m = try_native<scheme<ggml_type<ggml::block_q8_0>>>(t, math))) return m;
+    if ((m = try_twin<ggml::block_q4_0>(t, math)) || (m = try_twin<ggml::block_q8_0>(t, math))) return m;
     if ((m = try_native<scheme<ggml_type<ggml::block_q4_K>>>(t, math))) return m;
     if ((m = try_native<scheme<ggml_type<ggml::block_q6_K>>>(t, math))) return m;
     if ((m = try_native<scheme<bits<4>, group<128>>>(t, math))) return m;
@@ -371,13 +412,14 @@ class llama_gpu final : public session {
         cudaDeviceProp p;
         check(cudaGetDevice(&dev), "cudaGetDevice");
         check(cudaGetDeviceProperties(&p, dev), "cudaGetDeviceProperties");
-        int native = 0, fallback = 0;
-        auto count = [&](const gpu::matrix& m) { (m.native() ? native : fallback) += 1; };
+        int native = 0, fallback = 0, in_fp32 = 0;
+        auto count = [&](const gpu::matrix& m) { (m.native() ? native : fallback) += 1, in_fp32 += m.native() && m.fp32; };
         for (const layer& L : layers_)
             for (const std::unique_ptr<gpu::matrix>* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w2, &L.w3}) count(**m);
         count(*output_);
         return std::string(p.name) + " (sm_" + std::to_string(p.major) + std::to_string(p.minor) + "), " + std::to_string(native) +
-               " matrices on their format's kernel (" + (math_ == arithmetic::fp32 ? "fp32" : "half") + " arithmetic), " + std::to_string(fallback) + " decoded to " +
+               " matrices on their format's kernel (" + std::to_string(native - in_fp32) + " in half arithmetic, " +
+               std::to_string(in_fp32) + " in fp32), " + std::to_string(fallback) + " decoded to " +
                (embd_f32_ ? "fp32/fp16" : "fp16") + " rows, " + std::to_string(device_bytes() >> 20) + " MiB of device memory" +
                (graph_state_ == graph_state::ready ? ", layers as one CUDA graph" : graph_state_ == graph_state::off ? ", layers launched one by one" : "");
     }
@@ -563,7 +605,7 @@ inline bool device_available(std::string* why) {
     return true;
 }
 
-inline std::unique_ptr<builder> new_builder(const llama_config& c, int n_ctx, arithmetic math = arithmetic::half) {
+inline std::unique_ptr<builder> new_builder(const llama_config& c, int n_ctx, arithmetic math = arithmetic::automatic) {
     std::string why;
     if (!device_available(&why)) throw error("gpu: " + why);
     return std::unique_ptr<builder>(new owning_builder(c, n_ctx, math));

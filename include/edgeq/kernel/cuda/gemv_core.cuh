@@ -815,21 +815,22 @@ struct gemv_config {
     static constexpr int warps = 4;      // batched kernel: threads of a block stride over a row's units
     static constexpr int rows = 4;       // batched kernel: rows per block
     // Batch 1 (measured on an H100 with bench_cuda --tune, docs/cuda.md; sm_53 untuned): x staged
-    // in shared memory per block; a row per warp in blocks of 16 warps when all rows fit in one
-    // wave (4096 rows on an H100); beyond, formats with A::auto_rows (edgeq's grouped formats)
-    // take 2..4 rows per warp as launch_staged_auto picks (blocks of 8 warps), the others 2 rows
-    // per warp in blocks of 16 warps. Rows too long to stage x in 48 KB of shared memory take the
-    // split kernel with 8 rows per block.
-    static constexpr int staged_warps = 16, staged_rows = 2, staged_unroll = 1;
-    static constexpr int auto_warps = 8;
+    // in shared memory per block; a row per warp when all rows fit in one wave (4096 rows on an
+    // H100), in blocks of 16 warps (32 for adaptors with wide_rows: 8-bit codes); beyond,
+    // formats with A::auto_rows (edgeq's grouped formats) take 2..4 rows per warp as
+    // launch_staged_auto picks, in blocks of 32 warps (with PDL, 11008 x 4096: int3 1828 GB/s
+    // against 1665 with 8 warps, int4 2218 against 2152, int8-g32 2548 against 2504), the others
+    // 2 rows per warp in blocks of 16 warps. Rows too long to stage x in 48 KB of shared memory
+    // take the split kernel with 8 rows per block.
+    static constexpr int staged_warps = 16, wide_warps = 32, staged_rows = 2, staged_unroll = 1;
+    static constexpr int auto_warps = 32;
     static constexpr int split_warps = 4, split_rows = 8, split_unroll = 1;
     // Teams of warps per row (gemv_team_kernel, launch_team_auto, blocks of 16 warps; measured
     // per shape, docs/cuda.md): 2 warps per row for every format when the rows fill at most a
     // quarter of one wave of one-warp rows (2048 x 5632: a row per warp leaves most warp slots
     // empty); otherwise as the adaptor's team_mode allows: >= 1, 4 warps per row when the rows
-    // fit one wave and have at least team_long_units units (4096 x 11008); >= 2, 2 warps per row
-    // when they do not fit one wave (11008 x 4096); 3, 2 warps per row for the other rows that
-    // fit one wave too.
+    // fit one wave and have at least team_long_units units (4096 x 11008); 2, 2 warps per row
+    // for the other rows that fit one wave too.
     static constexpr std::size_t team_long_units = 256;
 };
 
@@ -981,10 +982,10 @@ void launch_gemv1(const A& a, const XT* x, YT* y, cudaStream_t stream) {
         const bool one_wave = a.rows <= wave;
         if (A::team_mode >= 1 && one_wave && a.units >= Config::team_long_units)
             launch_team_auto<16, 4, U>(a, x, y, stream);
-        else if ((one_wave && (4 * a.rows <= wave || A::team_mode >= 3)) || (A::team_mode >= 2 && !one_wave))
+        else if (one_wave && (4 * a.rows <= wave || A::team_mode >= 2))
             launch_team_auto<16, 2, U>(a, x, y, stream);
-        else if (one_wave)
-            launch_staged_rows<W, 1, U>(a, x, y, stream);  // a row per warp, one wave
+        else if (one_wave)  // a row per warp, one wave
+            launch_staged_rows<A::wide_rows ? Config::wide_warps : W, 1, U>(a, x, y, stream);
         else if (A::auto_rows)
             launch_staged_auto<Config::auto_warps, U>(a, x, y, stream);
         else

@@ -42,6 +42,7 @@ struct ggml_adaptor_base {
     static constexpr bool auto_rows = false;
     static constexpr bool row_extra = false;
     static constexpr int team_mode = 0;  // teams of warps per row: only on small matrices (gemv_config)
+    static constexpr bool wide_rows = false;
     __device__ static __half2 table_entry(int) { return __half2(); }
     __device__ const std::uint8_t* block(std::size_t r, std::size_t b) const {
         return reinterpret_cast<const std::uint8_t*>(w.row_blocks(r) + b);

@@ -59,10 +59,12 @@ struct grouped_adaptor {
     // Batch 1: rows per warp chosen per matrix (launch_staged_auto); measured best for these.
     static constexpr bool auto_rows = true;
     static constexpr bool row_extra = false;  // no per-row term beyond the units
-    // Teams of warps per row (gemv_config, as measured): 2- and 3-bit chunks (8, 12 bytes: few
-    // bytes in flight per lane) on long rows and tall matrices, 3-bit on every shape, 4-bit on
-    // long rows, wider codes only on small matrices.
-    static constexpr int team_mode = bits == 3 ? 3 : bits == 2 ? 2 : bits == 4 ? 1 : 0;
+    // Teams of warps per row (gemv_config, as measured): 2-, 3- and 4-bit chunks (8, 12, 16
+    // bytes: few bytes in flight per lane) on long rows, 3-bit on every matrix that fits one
+    // wave; wider codes only on small matrices.
+    static constexpr int team_mode = bits == 3 ? 2 : bits <= 4 ? 1 : 0;
+    // 8-bit: a row per warp in blocks of 32 warps (int8-g32 at 4096 x 11008: 2546 GB/s, 2456 with 16).
+    static constexpr bool wide_rows = bits == 8;
     static constexpr int groups = 1;
     // NF4: a pair of codes (one byte of two nibbles) to a half2 of code-book values.
     static constexpr int table_size = F::is_uniform ? 0 : 256;

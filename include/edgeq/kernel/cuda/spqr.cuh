@@ -52,6 +52,7 @@ struct spqr_adaptor {
     static constexpr bool auto_rows = true;
     static constexpr bool row_extra = true;  // the outliers
     static constexpr int team_mode = 0;      // launch_spqr1 picks its own launch
+    static constexpr bool wide_rows = false;
     static constexpr int groups = 2;         // a scale per 16 weights
     static constexpr int table_size = 0;
 
