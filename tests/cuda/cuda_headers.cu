@@ -17,6 +17,7 @@
 #include <edgeq/format/ggml/blocks.hpp>
 #include <edgeq/format/ggml/decode.hpp>
 #include <edgeq/format/ggml/format.hpp>
+#include <edgeq/kernel/cuda/dequantize.cuh>
 #include <edgeq/kernel/cuda/ggml.cuh>
 #include <edgeq/format/ggml/grouped_twin.hpp>
 #include <edgeq/kernel/cuda/grouped.cuh>
