@@ -103,6 +103,12 @@ void format_gemv(bool fp32, const View& w, const float* x, float* y, cudaStream_
         edgeq::cuda::gemv(w, x, y, s);
 }
 
+// A stored matrix whose byte count does not match its shape (a damaged or mislabelled tensor).
+inline error size_mismatch(const tensor& t, std::size_t expected) {
+    return error("gpu: " + t.scheme + " matrix of " + std::to_string(t.rows) + " x " + std::to_string(t.cols) + " has " +
+                 std::to_string(t.n_bytes) + " bytes, not " + std::to_string(expected));
+}
+
 // A matrix on its format's kernel: the device blob and the view of it that the kernel reads.
 template <class View>
 class format_matrix : public matrix {
@@ -122,9 +128,7 @@ template <class F>
 class native_matrix final : public format_matrix<qview<F>> {
    public:
     native_matrix(const tensor& t, arithmetic math) : format_matrix<qview<F>>(t, math, t.n_bytes) {
-        if (t.n_bytes != F::storage_bytes(t.rows, t.cols))
-            throw error("gpu: " + t.scheme + " matrix of " + std::to_string(t.rows) + " x " + std::to_string(t.cols) +
-                        " has " + std::to_string(t.n_bytes) + " bytes, not " + std::to_string(F::storage_bytes(t.rows, t.cols)));
+        if (t.n_bytes != F::storage_bytes(t.rows, t.cols)) throw size_mismatch(t, F::storage_bytes(t.rows, t.cols));
         this->blob_.upload(t.bytes, t.n_bytes);
         this->view_ = edgeq::cuda::rebase(qview<F>::from_blob(t.bytes, t.rows, t.cols), t.bytes, this->blob_.template as<void>());
         kernel::cuda::make_adaptor(this->view_);  // refuses what the kernels cannot read (alignment)
@@ -193,9 +197,7 @@ class twin_matrix final : public format_matrix<qview<typename ggml::grouped_twin
    public:
     twin_matrix(const tensor& t, arithmetic math) : format_matrix<qview<F>>(t, math, F::storage_bytes(t.rows, t.cols)) {
         const std::size_t per_row = t.cols / Block::weights;
-        if (t.cols % Block::weights || t.n_bytes != t.rows * per_row * sizeof(Block))
-            throw error("gpu: " + t.scheme + " matrix of " + std::to_string(t.rows) + " x " + std::to_string(t.cols) + " has " +
-                        std::to_string(t.n_bytes) + " bytes, not " + std::to_string(t.rows * per_row * sizeof(Block)));
+        if (t.cols % Block::weights || t.n_bytes != t.rows * per_row * sizeof(Block)) throw size_mismatch(t, t.rows * per_row * sizeof(Block));
         const std::size_t code_bytes = F::row_code_bytes(t.cols);
         const std::size_t chunk = std::max<std::size_t>(1, (std::size_t(4) << 20) / (per_row * sizeof(Block)));
         std::vector<std::uint8_t> codes(std::min(chunk, t.rows) * code_bytes);

@@ -18,13 +18,11 @@
 #include "../../core/error.hpp"
 #include "../../format/ggml/decode.hpp"
 #include "../../format/ggml/format.hpp"
+#include "gemv_core.cuh"
 
 namespace edgeq {
 namespace kernel {
 namespace cuda {
-
-__device__ __forceinline__ void store_weight(float* p, float v) { *p = v; }
-__device__ __forceinline__ void store_weight(__half* p, float v) { *p = __float2half_rn(v); }
 
 template <class Block, class T>
 __global__ void dequantize_kernel(const Block* __restrict__ blocks, std::size_t n_blocks, T* __restrict__ out) {
@@ -33,7 +31,7 @@ __global__ void dequantize_kernel(const Block* __restrict__ blocks, std::size_t 
         ggml::dequantize_block(blocks[i], v);
         T* o = out + i * std::size_t(Block::weights);
 #pragma unroll 8
-        for (int j = 0; j < Block::weights; ++j) store_weight(o + j, v[j]);
+        for (int j = 0; j < Block::weights; ++j) store_y(o + j, v[j]);
     }
 }
 
