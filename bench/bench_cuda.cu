@@ -62,6 +62,7 @@ using nf4_dq = format_of<scheme<nf4, group<64>, double_quant>>;
 using g_q4_0 = ggml_format<ggml::block_q4_0>;
 using g_q8_0 = ggml_format<ggml::block_q8_0>;
 using g_q4_k = ggml_format<ggml::block_q4_K>;
+using g_q4_k_paired = ggml_format<ggml::block_q4_K_paired>;  // Q4_K as the GPU engine uploads it
 using g_q6_k = ggml_format<ggml::block_q6_K>;
 using spqr3 = spqr_format<3>;
 
@@ -170,6 +171,7 @@ void put_half(std::uint8_t* p, float v) {
 template <class B>
 void set_min(B*) {}
 void set_min(ggml::block_q4_K* b) { b->dmin = fp16_t::from_float(0.01f); }
+void set_min(ggml::block_q4_K_paired* b) { b->dmin = fp16_t::from_float(0.01f); }
 
 // Random codes, valid scales (so no inf/NaN flows through the arithmetic).
 template <class F>
@@ -561,12 +563,14 @@ int main(int argc, char** argv) {
         tune<int4_g32>("Q4_0 as int4-g32");
         tune<int8_g32>("Q8_0 as int8-g32");
         tune<g_q4_k>("Q4_K");
+        tune<g_q4_k_paired>("Q4_K paired");
         tune<g_q6_k>("Q6_K");
         std::printf("\n| format | shape | team W16 S2 auto | W16 R1 | W8 R2 | team W16 S4 R4 | team W16 S2 R2 | team W8 S2 R4 |\n|---|---|---|---|---|---|---|---|\n");
         tune_spqr();
         std::printf("\n| format | shape | team W16 S4 R1 | W16 S4 R2 | W16 S4 R4 | W16 S2 R2 | W16 S2 R4 | W8 S4 R2 | W32 S4 R2 | W32 S8 R1 |\n|---|---|---|---|---|---|---|---|---|---|\n");
         tune_teams<int4_g128>("int4-g128");
         tune_teams<int4_g32>("Q4_0 as int4-g32");
+        tune_teams<g_q4_k_paired>("Q4_K paired");
         std::printf("\n");
     }
 
@@ -581,6 +585,7 @@ int main(int argc, char** argv) {
     bench_gemv<int4_g32>("Q4_0 as int4-g32");
     bench_gemv<int8_g32>("Q8_0 as int8-g32");
     bench_gemv<g_q4_k>("Q4_K");
+    bench_gemv<g_q4_k_paired>("Q4_K paired");
     bench_gemv<g_q6_k>("Q6_K");
     bench_spqr_gemv("spqr-3bit-g16 (1% outliers)");
 

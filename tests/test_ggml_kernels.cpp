@@ -15,6 +15,7 @@
 
 #include <edgeq/edgeq.hpp>
 #include <edgeq/format/ggml/grouped_twin.hpp>
+#include <edgeq/format/ggml/q4_K_paired.hpp>
 
 #include "data/ggml/decode_blocks.hpp"
 
@@ -265,4 +266,36 @@ TEST_CASE("ggml Q4_0 and Q8_0 as their grouped twins int4-g32 and int8-g32: iden
     check_twin<block_q4_0>(37, 512, 5);
     check_twin<block_q8_0>(37, 512, 5);
     check_twin<block_q8_0>(3, 96, 1);
+}
+
+// Q4_K paired (what the GPU engine uploads Q4_K as): decoded by its own layout's rule (byte i of
+// sub-block j holds weights 32 j + i and 32 j + 16 + i), every weight is the float that
+// dequantize_row gives for the original block, bit for bit; unpair_codes gives the block back.
+TEST_CASE("ggml Q4_K paired: the same weights, and back to Q4_K byte for byte", "[ggml]") {
+    using namespace eq::ggml;
+    std::vector<block_q4_K> blocks(64);
+    gt::fill_blocks(blocks.data(), blocks.size(), 4242);
+    std::vector<block_q4_K_paired> paired(blocks.size());
+    pair_codes(blocks.data(), blocks.size(), paired.data());
+    std::size_t differ = 0, bytes_differ = 0;
+    for (std::size_t k = 0; k < blocks.size(); ++k) {
+        float want[256];
+        dequantize_row(&blocks[k], want, 256);
+        const block_q4_K_paired& p = paired[k];
+        for (int j = 0; j < 8; ++j) {
+            int sc, m;
+            k4_scale_min(j, p.scales, sc, m);
+            const float dl = p.d.to_float() * float(sc), ml = p.dmin.to_float() * float(m);
+            for (int i = 0; i < 16; ++i) {
+                const float lo = dl * float(p.qs[16 * j + i] & 15) - ml, hi = dl * float(p.qs[16 * j + i] >> 4) - ml;
+                differ += std::memcmp(&lo, &want[32 * j + i], 4) != 0;
+                differ += std::memcmp(&hi, &want[32 * j + 16 + i], 4) != 0;
+            }
+        }
+        const block_q4_K back = unpair_codes(p);
+        bytes_differ += std::memcmp(&back, &blocks[k], sizeof back) != 0;
+    }
+    CHECK(differ == 0);
+    CHECK(bytes_differ == 0);
+    static_assert(sizeof(block_q4_K_paired) == 144, "the same size as Q4_K");
 }

@@ -87,6 +87,14 @@ void make_matrix(std::size_t rows, std::size_t cols, unsigned seed, host_matrix&
     make<F>(rows, cols, seed, out, is_ggml_format<F>{});
 }
 template <>
+void make_matrix<g_q4_k_paired>(std::size_t rows, std::size_t cols, unsigned seed, host_matrix& out) {
+    make_matrix<g_q4_k>(rows, cols, seed, out);
+    const std::size_t n = out.blob.size() / sizeof(ggml::block_q4_K);
+    std::vector<std::uint8_t> paired(out.blob.size());
+    ggml::pair_codes(reinterpret_cast<const ggml::block_q4_K*>(out.blob.data()), n, reinterpret_cast<ggml::block_q4_K_paired*>(paired.data()));
+    out.blob.swap(paired);
+}
+template <>
 void make_matrix<spqr2>(std::size_t rows, std::size_t cols, unsigned seed, host_matrix& out) {
     out.rows = rows, out.cols = cols;
     make_spqr<spqr2>(rows, cols, seed, out);

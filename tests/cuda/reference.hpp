@@ -6,6 +6,7 @@
 #include <type_traits>
 #include <vector>
 
+#include <edgeq/format/ggml/q4_K_paired.hpp>
 #include <edgeq/format/spqr.hpp>
 #include <edgeq/scheme.hpp>
 
@@ -29,6 +30,8 @@ using g_q4_0 = ggml_format<ggml::block_q4_0>;
 using g_q8_0 = ggml_format<ggml::block_q8_0>;
 using g_q4_k = ggml_format<ggml::block_q4_K>;
 using g_q6_k = ggml_format<ggml::block_q6_K>;
+// Q4_K as the GPU engine uploads it (format/ggml/q4_K_paired.hpp).
+using g_q4_k_paired = ggml_format<ggml::block_q4_K_paired>;
 
 // SpQR (format/spqr.hpp): the registry's three, groups of 16, 3-bit statistics over 16 rows.
 using spqr2 = spqr_format<2>;
@@ -50,6 +53,9 @@ struct host_matrix {
 // (kernel/scalar, format/ggml/decode.hpp).
 template <class F>
 void make_matrix(std::size_t rows, std::size_t cols, unsigned seed, host_matrix& out);
+// Q4_K paired: a Q4_K matrix (as make_matrix<g_q4_k>) with its blocks repacked; the same weights.
+template <>
+void make_matrix<g_q4_k_paired>(std::size_t rows, std::size_t cols, unsigned seed, host_matrix& out);
 // SpQR: random codes, random statistics with fractional zero points, and outliers on about
 // 1% of the weights (every 7th row 20%, every 11th none), dequantized by the scalar kernel.
 template <>

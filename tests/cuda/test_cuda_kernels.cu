@@ -1,5 +1,5 @@
 // The CUDA GEMV and GEMM against the CPU reference decoders, for every kind of grouped format and
-// llama.cpp's Q4_0, Q8_0, Q4_K, Q6_K, with fp32 and fp16 activations and outputs. Output buffers
+// llama.cpp's Q4_0, Q8_0, Q4_K (as stored and paired), Q6_K, with fp32 and fp16 activations and outputs. Output buffers
 // are poisoned with NaN first; every CUDA call is checked. Without a GPU the binary exits 77 and
 // CTest reports the test as skipped.
 #include <cuda_fp16.h>
@@ -212,6 +212,7 @@ TEST("gemv Q8_0") { check_gemv_format<g_q8_0>(); }
 TEST("gemv int4-g32 (Q4_0 as the engine uploads it)") { check_gemv_format<int4_g32>(); }
 TEST("gemv int8-g32 (Q8_0 as the engine uploads it)") { check_gemv_format<int8_g32>(); }
 TEST("gemv Q4_K") { check_gemv_format<g_q4_k>(); }
+TEST("gemv Q4_K paired (Q4_K as the engine uploads it)") { check_gemv_format<g_q4_k_paired>(); }
 TEST("gemv Q6_K") { check_gemv_format<g_q6_k>(); }
 TEST("gemv spqr-2bit-g16") { check_gemv_format<spqr2>(); }
 TEST("gemv spqr-3bit-g16") { check_gemv_format<spqr3>(); }
@@ -353,12 +354,14 @@ TEST("gemv staged shapes int3-g128") { check_staged_shapes<int3_g128>(); }
 TEST("gemv staged shapes Q4_0") { check_staged_shapes<g_q4_0>(); }
 TEST("gemv staged shapes int8-g32") { check_staged_shapes<int8_g32>(); }
 TEST("gemv staged shapes Q4_K") { check_staged_shapes<g_q4_k>(); }
+TEST("gemv staged shapes Q4_K paired") { check_staged_shapes<g_q4_k_paired>(); }
 
 TEST("gemm int4-g128") { check_gemm_format<int4_g128>(); }
 TEST("gemm int3-g128") { check_gemm_format<int3_g128>(); }
 TEST("gemm nf4-g64-dq") { check_gemm_format<nf4_dq>(); }
 TEST("gemm Q4_0") { check_gemm_format<g_q4_0>(); }
 TEST("gemm Q4_K") { check_gemm_format<g_q4_k>(); }
+TEST("gemm Q4_K paired") { check_gemm_format<g_q4_k_paired>(); }
 TEST("gemm Q6_K") { check_gemm_format<g_q6_k>(); }
 
 TEST("an empty matrix launches nothing; misaligned x is refused") {

@@ -2,10 +2,11 @@
 // one token at a time, the logits the only thing copied back (one host synchronisation per token).
 //
 //   weights   each matrix as stored when a kernel of include/edgeq/kernel/cuda/ reads its format
-//             (the grouped formats listed in upload_native below, llama.cpp's Q4_K and Q6_K,
-//             SpQR's spqr-{2,3,4}bit-g16); Q4_0 and Q8_0 repacked into the same values as
-//             int4-g32 / int8-g32 (twin_matrix); any other format is decoded on the host once and
-//             uploaded as fp16 rows (f32 matrices as fp32 rows) for dense_gemv: the fallback.
+//             (the grouped formats listed in upload_native below, llama.cpp's Q6_K, SpQR's
+//             spqr-{2,3,4}bit-g16); Q4_0 and Q8_0 repacked into the same values as int4-g32 /
+//             int8-g32 (twin_matrix), Q4_K into Q4_K paired (q4_K_paired_matrix); any other
+//             format is decoded once (llama.cpp's block types on the device, edgeq's on the
+//             host) into fp16 rows (f32 matrices stay fp32 rows) for dense_gemv: the fallback.
 //   embedding a dense device table (fp16; fp32 for an f32 model) read one row per token; a tied
 //             classifier is the same matrix uploaded as stored.
 //   cache     fp32 [layer, position, kv_dim], as on the CPU.
@@ -35,6 +36,8 @@
 
 #include "../../core/error.hpp"
 #include "../../format/ggml/grouped_twin.hpp"
+#include "../../format/ggml/q4_K_paired.hpp"
+#include "../../kernel/cuda/dequantize.cuh"
 #include "../../kernel/cuda/ggml.cuh"
 #include "../../kernel/cuda/grouped.cuh"
 #include "../../kernel/cuda/spqr.cuh"
@@ -135,6 +138,45 @@ class native_matrix final : public format_matrix<qview<F>> {
     }
 };
 
+// The schemes a CUDA kernel reads as stored; a scheme name may carry an algorithm prefix
+// ("gptq-int4-g128" stores what "int4-g128" does).
+template <class S>
+bool stores_scheme(const tensor& t) {
+    const std::string n = name_of<S>();
+    return t.scheme == n || (t.scheme.size() > n.size() && t.scheme.compare(t.scheme.size() - n.size(), n.size(), n) == 0 &&
+                             t.scheme[t.scheme.size() - n.size() - 1] == '-');
+}
+
+// A matrix of llama.cpp blocks decoded on the device into fp16 rows at `out`
+// (kernel/cuda/dequantize.cuh): the blocks go up a few MB at a time through one staging buffer,
+// so the host decodes nothing and holds no decoded copy. False when t is not stored as Block.
+template <class Block>
+bool decode_blocks_on_device(const tensor& t, __half* out) {
+    if (!stores_scheme<scheme<ggml_type<Block>>>(t) || t.cols % Block::weights) return false;
+    const std::size_t row_bytes = t.cols / Block::weights * sizeof(Block);
+    if (t.n_bytes != t.rows * row_bytes) throw size_mismatch(t, t.rows * row_bytes);
+    const std::size_t chunk = std::max<std::size_t>(1, (std::size_t(4) << 20) / row_bytes);
+    device_buffer staging(std::min(chunk, t.rows) * row_bytes);
+    for (std::size_t r0 = 0; r0 < t.rows; r0 += chunk) {
+        qview<ggml_format<Block>> v;
+        v.rows = std::min(chunk, t.rows - r0), v.cols = t.cols, v.blocks = staging.as<const Block>();
+        // cudaMemcpy waits for the previous chunk's kernel (legacy default stream) before it
+        // overwrites the staging buffer.
+        staging.upload(t.bytes + r0 * row_bytes, v.rows * row_bytes);
+        edgeq::cuda::dequantize(v, out + r0 * t.cols);
+    }
+    check(cudaDeviceSynchronize(), ("decoding the " + t.scheme + " matrix").c_str());
+    return true;
+}
+// The block types without a GEMV kernel here (Q4_0, Q8_0, Q4_K, Q6_K have theirs).
+inline bool decode_on_device(const tensor& t, __half* out) {
+    return decode_blocks_on_device<ggml::block_q4_1>(t, out) || decode_blocks_on_device<ggml::block_q5_0>(t, out) ||
+           decode_blocks_on_device<ggml::block_q5_1>(t, out) || decode_blocks_on_device<ggml::block_iq4_nl>(t, out) ||
+           decode_blocks_on_device<ggml::block_q2_K>(t, out) || decode_blocks_on_device<ggml::block_q3_K>(t, out) ||
+           decode_blocks_on_device<ggml::block_q5_K>(t, out) || decode_blocks_on_device<ggml::block_iq4_xs>(t, out);
+}
+inline bool decode_on_device(const tensor&, float*) { return false; }  // fp32 rows: f32 matrices, as stored
+
 // Dense rows (half or float): the fallback, and the embedding table.
 template <class T>
 class dense_matrix final : public matrix {
@@ -144,9 +186,10 @@ class dense_matrix final : public matrix {
         const bool as_stored = t.scheme == (sizeof(T) == 2 ? "f16" : "f32") && t.n_bytes == w_.size();
         if (as_stored) {
             w_.upload(t.bytes, t.n_bytes);
-        } else {
+        } else if (!decode_on_device(t, w_.as<T>())) {
             if (!t.dequantize_row) throw error("gpu: no decoder for the " + t.scheme + " matrix");
-            // A few MB at a time, so the host holds no full decoded copy.
+            // Decoded on the host (edgeq's own formats), a few MB at a time, so the host holds
+            // no full decoded copy.
             const std::size_t chunk = std::max<std::size_t>(1, (std::size_t(4) << 20) / (t.cols * sizeof(T)));
             std::vector<float> f(chunk * t.cols);
             std::vector<T> h(chunk * t.cols);
@@ -169,15 +212,6 @@ class dense_matrix final : public matrix {
    private:
     device_buffer w_;
 };
-
-// The schemes a CUDA kernel reads as stored; a scheme name may carry an algorithm prefix
-// ("gptq-int4-g128" stores what "int4-g128" does).
-template <class S>
-bool stores_scheme(const tensor& t) {
-    const std::string n = name_of<S>();
-    return t.scheme == n || (t.scheme.size() > n.size() && t.scheme.compare(t.scheme.size() - n.size(), n.size(), n) == 0 &&
-                             t.scheme[t.scheme.size() - n.size() - 1] == '-');
-}
 
 template <class S>
 std::unique_ptr<matrix> try_native(const tensor& t, arithmetic math) {
@@ -220,6 +254,34 @@ std::unique_ptr<matrix> try_twin(const tensor& t, arithmetic math) {
     return std::unique_ptr<matrix>(new twin_matrix<Block>(t, math));
 }
 
+// Q4_K goes to the device paired (format/ggml/q4_K_paired.hpp): the same 144-byte blocks with each
+// sub-block's codes contiguous, which the kernel loads with one 16-byte load and decodes as Q4_0
+// (docs/cuda.md). Repacked a few MB at a time, as twin_matrix does.
+class q4_K_paired_matrix final : public format_matrix<qview<ggml_format<ggml::block_q4_K_paired>>> {
+    using F = ggml_format<ggml::block_q4_K_paired>;
+
+   public:
+    q4_K_paired_matrix(const tensor& t, arithmetic math) : format_matrix<qview<F>>(t, math, t.n_bytes) {
+        if (t.n_bytes != F::storage_bytes(t.rows, t.cols)) throw size_mismatch(t, F::storage_bytes(t.rows, t.cols));
+        const std::size_t n = t.n_bytes / sizeof(ggml::block_q4_K), chunk = (std::size_t(4) << 20) / sizeof(ggml::block_q4_K);
+        std::vector<ggml::block_q4_K_paired> paired(std::min(chunk, n));
+        const ggml::block_q4_K* blocks = reinterpret_cast<const ggml::block_q4_K*>(t.bytes);
+        for (std::size_t i0 = 0; i0 < n; i0 += chunk) {
+            const std::size_t k = std::min(chunk, n - i0);
+            ggml::pair_codes(blocks + i0, k, paired.data());
+            blob_.upload(paired.data(), k * sizeof(ggml::block_q4_K_paired), i0 * sizeof(ggml::block_q4_K_paired));
+        }
+        view_ = qview<F>::from_blob(blob_.as<const std::uint8_t>(), t.rows, t.cols);
+        kernel::cuda::make_adaptor(view_);
+    }
+};
+
+inline std::unique_ptr<matrix> try_q4_K_paired(const tensor& t, arithmetic math) {
+    using S = scheme<ggml_type<ggml::block_q4_K>>;
+    if (!stores_scheme<S>(t) || format_of<S>::shape_problem(t.cols)) return nullptr;
+    return std::unique_ptr<matrix>(new q4_K_paired_matrix(t, math));
+}
+
 // SpQR (spqr-{2,3,4}bit-g16): the dense codes and the CSR outliers in one kernel (spqr.cuh). The
 // blob is checked on the host first (sizes, CSR structure, finite values), as the CPU loader does.
 template <int B>
@@ -244,7 +306,7 @@ inline std::unique_ptr<matrix> upload_native(const tensor& t, arithmetic math) {
     std::unique_ptr<matrix> m;
     if ((m = try_spqr<2>(t, math)) || (m = try_spqr<3>(t, math)) || (m = try_spqr<4>(t, math))) return m;
     if ((m = try_twin<ggml::block_q4_0>(t, math)) || (m = try_twin<ggml::block_q8_0>(t, math))) return m;
-    if ((m = try_native<scheme<ggml_type<ggml::block_q4_K>>>(t, math))) return m;
+    if ((m = try_q4_K_paired(t, math))) return m;
     if ((m = try_native<scheme<ggml_type<ggml::block_q6_K>>>(t, math))) return m;
     if ((m = try_native<scheme<bits<4>, group<128>>>(t, math))) return m;
     if ((m = try_native<scheme<bits<4>, group<128>, asymmetric>>(t, math))) return m;

@@ -112,6 +112,14 @@ __device__ __forceinline__ float ld_half(const std::uint8_t* p) {
 
 // --- activations -----------------------------------------------------------------------------
 
+// The fp32 sum of 4 half2.
+__device__ __forceinline__ float half2_sum(const __half2 (&h)[4]) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) sum += __low2float(h[i]) + __high2float(h[i]);
+    return sum;
+}
+
 // 8 consecutive activations as 4 half2, times 2^-Shift; `sum` gets their fp32 sum (times the
 // same factor) when the format needs it.
 template <int Shift, bool Sum>
@@ -342,78 +350,80 @@ __device__ __forceinline__ std::size_t staged_chunk(std::size_t c8) {
     return (c8 & ~std::size_t(3)) | ((c8 ^ (c8 >> 3)) & 3u);
 }
 
+// Eight fp32 activations (lo, hi) times 2^-x_shift as a staged chunk: in column order, or
+// (Paired) as (lo.x lo.z)(lo.y lo.w)(hi.x hi.z)(hi.y hi.w); `sum` gets their fp32 sum, times the
+// same factor, when the format needs it.
+template <class A, bool Paired>
+__device__ __forceinline__ uint4 stage_floats(const float4& lo, const float4& hi, float& sum) {
+    constexpr float k = 1.0f / float(1 << A::x_shift);
+    uint4 o;
+    o.x = h2_bits(__floats2half2_rn(lo.x * k, (Paired ? lo.z : lo.y) * k));
+    o.y = h2_bits(__floats2half2_rn((Paired ? lo.y : lo.z) * k, lo.w * k));
+    o.z = h2_bits(__floats2half2_rn(hi.x * k, (Paired ? hi.z : hi.y) * k));
+    o.w = h2_bits(__floats2half2_rn((Paired ? hi.y : hi.z) * k, hi.w * k));
+    if (A::needs_xsum) sum = ((lo.x + lo.y) + (lo.z + lo.w) + ((hi.x + hi.y) + (hi.z + hi.w))) * k;
+    return o;
+}
+
+// Chunk i of the staged x (8 columns as 4 half2, times 2^-x_shift) and, in `sum`, the fp32 sum
+// of those 8 scaled values.
 template <class A, bool Order = A::staged_order>
 struct x_stager;
 template <class A>
 struct x_stager<A, false> {
-    static __device__ __forceinline__ void run(const A& a, const float* x, uint4* xs) {
-        constexpr float k = 1.0f / float(1 << A::x_shift);
-        for (std::size_t i = threadIdx.x; i < a.cols / 8; i += blockDim.x) {
-            const float4 lo = __ldg(reinterpret_cast<const float4*>(x) + 2 * i);
-            const float4 hi = __ldg(reinterpret_cast<const float4*>(x) + 2 * i + 1);
-            uint4 o;
-            o.x = h2_bits(__floats2half2_rn(lo.x * k, lo.y * k));
-            o.y = h2_bits(__floats2half2_rn(lo.z * k, lo.w * k));
-            o.z = h2_bits(__floats2half2_rn(hi.x * k, hi.y * k));
-            o.w = h2_bits(__floats2half2_rn(hi.z * k, hi.w * k));
-            xs[staged_chunk(i)] = o;
-        }
+    static __device__ __forceinline__ uint4 chunk(const float* x, std::size_t i, float& sum) {
+        return stage_floats<A, false>(__ldg(reinterpret_cast<const float4*>(x) + 2 * i), __ldg(reinterpret_cast<const float4*>(x) + 2 * i + 1), sum);
     }
-    static __device__ __forceinline__ void run(const A& a, const __half* x, uint4* xs) {
+    static __device__ __forceinline__ uint4 chunk(const __half* x, std::size_t i, float& sum) {
         const __half2 k = __float2half2_rn(1.0f / float(1 << A::x_shift));
-        for (std::size_t i = threadIdx.x; i < a.cols / 8; i += blockDim.x) {
-            const uint4 v = __ldg(reinterpret_cast<const uint4*>(x) + i);
-            uint4 o;
-            o.x = h2_bits(__hmul2(as_half2(v.x), k));
-            o.y = h2_bits(__hmul2(as_half2(v.y), k));
-            o.z = h2_bits(__hmul2(as_half2(v.z), k));
-            o.w = h2_bits(__hmul2(as_half2(v.w), k));
-            xs[staged_chunk(i)] = o;
-        }
+        const uint4 v = __ldg(reinterpret_cast<const uint4*>(x) + i);
+        const __half2 h[4] = {__hmul2(as_half2(v.x), k), __hmul2(as_half2(v.y), k), __hmul2(as_half2(v.z), k), __hmul2(as_half2(v.w), k)};
+        if (A::needs_xsum) sum = half2_sum(h);
+        return make_uint4(h2_bits(h[0]), h2_bits(h[1]), h2_bits(h[2]), h2_bits(h[3]));
     }
 };
 // nibble pair order: chunk i = 4u + m holds word m of unit u, i.e. columns 32u + 4m .. +3
 // and 32u + 16 + 4m .. +3, paired as the decoder pairs them.
 template <class A>
 struct x_stager<A, true> {
-    static __device__ __forceinline__ void run(const A& a, const float* x, uint4* xs) {
-        constexpr float k = 1.0f / float(1 << A::x_shift);
-        for (std::size_t i = threadIdx.x; i < a.cols / 8; i += blockDim.x) {
-            const std::size_t c = 32 * (i / 4) + 4 * (i % 4);
-            const float4 lo = __ldg(reinterpret_cast<const float4*>(x + c));
-            const float4 hi = __ldg(reinterpret_cast<const float4*>(x + c + 16));
-            uint4 o;
-            o.x = h2_bits(__floats2half2_rn(lo.x * k, lo.z * k));
-            o.y = h2_bits(__floats2half2_rn(lo.y * k, lo.w * k));
-            o.z = h2_bits(__floats2half2_rn(hi.x * k, hi.z * k));
-            o.w = h2_bits(__floats2half2_rn(hi.y * k, hi.w * k));
-            xs[staged_chunk(i)] = o;
-        }
+    static __device__ __forceinline__ uint4 chunk(const float* x, std::size_t i, float& sum) {
+        const std::size_t c = 32 * (i / 4) + 4 * (i % 4);
+        return stage_floats<A, true>(__ldg(reinterpret_cast<const float4*>(x + c)), __ldg(reinterpret_cast<const float4*>(x + c + 16)), sum);
     }
-    static __device__ __forceinline__ void run(const A& a, const __half* x, uint4* xs) {
+    static __device__ __forceinline__ uint4 chunk(const __half* x, std::size_t i, float& sum) {
         const __half2 k = __float2half2_rn(1.0f / float(1 << A::x_shift));
-        for (std::size_t i = threadIdx.x; i < a.cols / 8; i += blockDim.x) {
-            const std::size_t c = 32 * (i / 4) + 4 * (i % 4);
-            const uint2 lo = __ldg(reinterpret_cast<const uint2*>(x + c));
-            const uint2 hi = __ldg(reinterpret_cast<const uint2*>(x + c + 16));
-            uint4 o;  // (x0 x1)(x2 x3) -> (x0 x2)(x1 x3)
-            o.x = h2_bits(__hmul2(as_half2(__byte_perm(lo.x, lo.y, 0x5410u)), k));
-            o.y = h2_bits(__hmul2(as_half2(__byte_perm(lo.x, lo.y, 0x7632u)), k));
-            o.z = h2_bits(__hmul2(as_half2(__byte_perm(hi.x, hi.y, 0x5410u)), k));
-            o.w = h2_bits(__hmul2(as_half2(__byte_perm(hi.x, hi.y, 0x7632u)), k));
-            xs[staged_chunk(i)] = o;
-        }
+        const std::size_t c = 32 * (i / 4) + 4 * (i % 4);
+        const uint2 lo = __ldg(reinterpret_cast<const uint2*>(x + c));
+        const uint2 hi = __ldg(reinterpret_cast<const uint2*>(x + c + 16));
+        // (x0 x1)(x2 x3) -> (x0 x2)(x1 x3)
+        const __half2 h[4] = {__hmul2(as_half2(__byte_perm(lo.x, lo.y, 0x5410u)), k), __hmul2(as_half2(__byte_perm(lo.x, lo.y, 0x7632u)), k),
+                              __hmul2(as_half2(__byte_perm(hi.x, hi.y, 0x5410u)), k), __hmul2(as_half2(__byte_perm(hi.x, hi.y, 0x7632u)), k)};
+        if (A::needs_xsum) sum = half2_sum(h);
+        return make_uint4(h2_bits(h[0]), h2_bits(h[1]), h2_bits(h[2]), h2_bits(h[3]));
     }
 };
 
+// x into shared memory, and for k-quants each unit's activation sum (xsums). The four chunks of
+// a unit are four consecutive threads' (blockDim is a multiple of 32), so the sums meet by two
+// shuffles: x is read from global memory once. (Summing each unit again from global memory, as
+// load_x does, cost Q4_K 3 us of 15 at 11008 x 4096: the block waits for it before streaming.)
 template <class A, class XT>
 __device__ __forceinline__ void stage_x(const A& a, const XT* x, __half2* xs, float* xsums) {
-    x_stager<A>::run(a, x, reinterpret_cast<uint4*>(xs));
-    if (A::needs_xsum)
-        for (std::size_t u = threadIdx.x; u < a.units; u += blockDim.x) {
-            __half2 tmp[16];
-            xsums[u] = load_x(a, x, u, tmp);
-        }
+    uint4* out = reinterpret_cast<uint4*>(xs);
+    const std::size_t n = a.cols / 8;
+    if (!A::needs_xsum) {
+        float unused;
+        for (std::size_t i = threadIdx.x; i < n; i += blockDim.x) out[staged_chunk(i)] = x_stager<A>::chunk(x, i, unused);
+        return;
+    }
+    const std::size_t whole_warps = (n + 31) / 32 * 32;  // every lane of a warp reaches the shuffles
+    for (std::size_t i = threadIdx.x; i < whole_warps; i += blockDim.x) {
+        float sum = 0.0f;
+        if (i < n) out[staged_chunk(i)] = x_stager<A>::chunk(x, i, sum);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        if (i < n && i % 4 == 0) xsums[i / 4] = sum;
+    }
 }
 
 template <class A>

@@ -1,4 +1,5 @@
-// GEMV and GEMM on a CUDA device for llama.cpp's Q4_0, Q8_0, Q4_K and Q6_K (format/ggml/):
+// GEMV and GEMM on a CUDA device for llama.cpp's Q4_0, Q8_0, Q4_K and Q6_K (format/ggml/), and
+// for Q4_K paired, the device layout that the GPU engine repacks Q4_K into (q4_K_paired.hpp):
 //
 //     edgeq::cuda::gemv(w, x_dev, y_dev, stream);      // w: qview<ggml_format<block_q4_K>> ...
 //     edgeq::cuda::gemm(w, x_dev, y_dev, n, stream);   // n tokens
@@ -11,7 +12,7 @@
 //
 // Q4_0 (18-byte blocks), Q8_0 (34) and Q6_K (210) are only 2-byte aligned inside a row, so their
 // bytes come through load_words_a2 (aligned 32-bit loads and a funnel shift); Q4_K's 144-byte
-// blocks are 16-byte aligned and use 16-byte loads.
+// blocks (and Q4_K paired's) are 16-byte aligned and use 16-byte loads.
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -23,6 +24,7 @@
 #include "../../core/error.hpp"
 #include "../../format/ggml/blocks.hpp"
 #include "../../format/ggml/format.hpp"
+#include "../../format/ggml/q4_K_paired.hpp"
 #include "../../policy/backend.hpp"
 #include "gemm.cuh"
 #include "gemv_core.cuh"
@@ -56,6 +58,16 @@ struct ggml_adaptor_base {
 template <class Block>
 struct ggml_adaptor;
 
+// Q4_0's 16 nibble bytes (byte j: weight j low, j + 16 high) to 16 half2 of q - 8 in column order.
+__device__ __forceinline__ void nibbles_in_order(const std::uint32_t (&q)[4], __half2 (&v)[16]) {
+    const __half2 off = __float2half2_rn(1032.0f);
+#pragma unroll
+    for (int t = 0; t < 4; ++t) {
+        bytes_to_h2(q[t] & 0x0f0f0f0fu, off, v[2 * t], v[2 * t + 1]);
+        bytes_to_h2((q[t] >> 4) & 0x0f0f0f0fu, off, v[8 + 2 * t], v[9 + 2 * t]);
+    }
+}
+
 // Q4_0: w = d * (q - 8); qs[j] holds weight j (low nibble) and j + 16 (high nibble).
 template <>
 struct ggml_adaptor<ggml::block_q4_0> : ggml_adaptor_base<ggml::block_q4_0> {
@@ -72,12 +84,7 @@ struct ggml_adaptor<ggml::block_q4_0> : ggml_adaptor_base<ggml::block_q4_0> {
         load_words_a2<4>(p + 2, out.q);
     }
     __device__ void decode(const raw& in, const __half2*, __half2 (&v)[16], float (&s)[1], float& m) const {
-        const __half2 off = __float2half2_rn(1032.0f);
-#pragma unroll
-        for (int t = 0; t < 4; ++t) {
-            bytes_to_h2(in.q[t] & 0x0f0f0f0fu, off, v[2 * t], v[2 * t + 1]);
-            bytes_to_h2((in.q[t] >> 4) & 0x0f0f0f0fu, off, v[8 + 2 * t], v[9 + 2 * t]);
-        }
+        nibbles_in_order(in.q, v);
         s[0] = in.d;
         m = 0.0f;
     }
@@ -114,22 +121,53 @@ struct ggml_adaptor<ggml::block_q8_0> : ggml_adaptor_base<ggml::block_q8_0> {
     }
 };
 
-// Q4_K: unit u is sub-block j = u % 8 of super-block u / 8; w = d sc q - dmin m, computed as
-// d sc (q - 8) - (dmin m - 8 d sc) so the half sum is centred (less cancellation).
-template <>
-struct ggml_adaptor<ggml::block_q4_K> : ggml_adaptor_base<ggml::block_q4_K> {
+// Sub-block j's scale d sc and offset dmin m - 8 d sc of a Q4_K super-block whose first 16 bytes
+// are `head` (d, dmin, then ggml::k4_scale_min's 12 bytes in .y (bytes 0-3), .z (4-7), .w (8-11)):
+// the decoders give q - 8, so that the half sums are centred (less cancellation).
+__device__ __forceinline__ void k4_unit_scale(const uint4& head, unsigned j, float& s, float& m) {
+    // Both cases computed and selected: lanes of a warp hold different j, and a branch here
+    // diverged inside the unit loop (Q4_K paired at 11008 x 4096: 14.8 us against 12.0 without
+    // the unpacking).
+    const unsigned b = 8 * (j & 3u), yb = head.y >> b, zb = head.z >> b, wb = head.w >> b;
+    const bool first = j < 4;
+    const unsigned sc = first ? yb & 63u : (wb & 0x0fu) | ((yb >> 2) & 0x30u);
+    const unsigned mn = first ? zb & 63u : ((wb >> 4) & 0x0fu) | ((zb >> 2) & 0x30u);
+    const float d = __half2float(__ushort_as_half((unsigned short)(head.x & 0xffffu)));
+    const float dmin = __half2float(__ushort_as_half((unsigned short)(head.x >> 16)));
+    s = d * float(sc);
+    m = dmin * float(mn) - 8.0f * s;
+}
+
+// What Q4_K and Q4_K paired share: 32-weight units, the minimum term, the 16-byte head; a unit's
+// raw bytes are the head, Words code words and the sub-block index.
+template <int Words>
+struct k4_raw {
+    uint4 head;
+    std::uint32_t q[Words];
+    unsigned j;
+};
+template <class Block>
+struct k4_adaptor_base : ggml_adaptor_base<Block> {
     static constexpr int x_shift = 4, groups = 1;
     static constexpr bool fp32_runs = false, needs_xsum = true, contiguous = true;
-    struct raw {
-        uint4 head;  // d, dmin, 12 bytes of packed 6-bit scales and mins
-        std::uint32_t q[8];
-        unsigned j;
-    };
     __device__ std::size_t x_run(std::size_t u, int i) const { return 32 * u + 8 * std::size_t(i); }
+    // The super-block holding unit u of row r; its head (d, dmin, 12 bytes of packed 6-bit
+    // scales and mins) and the unit's sub-block j.
+    __device__ const std::uint8_t* super_block(std::size_t r, std::size_t u, uint4& head, unsigned& j) const {
+        const std::uint8_t* p = this->block(r, u / 8);
+        j = unsigned(u % 8);
+        head = __ldg(reinterpret_cast<const uint4*>(p));
+        return p;
+    }
+};
+
+// Q4_K as GGUF stores it: unit u is sub-block j = u % 8 of super-block u / 8, whose codes are one
+// nibble of the 32 bytes it shares with sub-block j ^ 1; w = d sc q - dmin m.
+template <>
+struct ggml_adaptor<ggml::block_q4_K> : k4_adaptor_base<ggml::block_q4_K> {
+    using raw = k4_raw<8>;
     __device__ void load(std::size_t r, std::size_t u, raw& out) const {
-        const std::uint8_t* p = block(r, u / 8);
-        out.j = unsigned(u % 8);
-        out.head = __ldg(reinterpret_cast<const uint4*>(p));
+        const std::uint8_t* p = super_block(r, u, out.head, out.j);
         const uint4* qs = reinterpret_cast<const uint4*>(p + 16 + 32 * (out.j / 2));
         const uint4 a = __ldg(qs), b = __ldg(qs + 1);
         out.q[0] = a.x, out.q[1] = a.y, out.q[2] = a.z, out.q[3] = a.w;
@@ -140,20 +178,32 @@ struct ggml_adaptor<ggml::block_q4_K> : ggml_adaptor_base<ggml::block_q4_K> {
         const __half2 off = __float2half2_rn(1032.0f);
 #pragma unroll
         for (int t = 0; t < 8; ++t) bytes_to_h2((in.q[t] >> sh) & 0x0f0f0f0fu, off, v[2 * t], v[2 * t + 1]);
-        // ggml::k4_scale_min on the scale bytes held in head.y (bytes 0-3), .z (4-7), .w (8-11).
-        const unsigned jj = in.j & 3u, b = 8 * jj;
-        unsigned sc, mn;
-        if (in.j < 4) {
-            sc = (in.head.y >> b) & 63u;
-            mn = (in.head.z >> b) & 63u;
-        } else {
-            sc = ((in.head.w >> b) & 0x0fu) | (((in.head.y >> b) >> 6 & 3u) << 4);
-            mn = ((in.head.w >> b) >> 4 & 0x0fu) | (((in.head.z >> b) >> 6 & 3u) << 4);
-        }
-        const float d = __half2float(__ushort_as_half((unsigned short)(in.head.x & 0xffffu)));
-        const float dmin = __half2float(__ushort_as_half((unsigned short)(in.head.x >> 16)));
-        s[0] = d * float(sc);
-        m = dmin * float(mn) - 8.0f * s[0];
+        k4_unit_scale(in.head, in.j, s[0], m);
+    }
+};
+
+// Q4_K paired (format/ggml/q4_K_paired.hpp), the GPU engine's layout for Q4_K: sub-block j's 16
+// code bytes are contiguous and in Q4_0's nibble order, so a unit is one 16-byte load beside its
+// super-block's head and decodes as Q4_0 and int4 do (lop3 pairs at batch 1).
+template <>
+struct ggml_adaptor<ggml::block_q4_K_paired> : k4_adaptor_base<ggml::block_q4_K_paired> {
+    static constexpr bool staged_order = true;
+    // Batch 1 as int4's chunks (measured with variants of the launch, docs/cuda.md "Q4_K paired").
+    static constexpr bool auto_rows = true;
+    static constexpr int team_mode = 1;
+    using raw = k4_raw<4>;
+    __device__ void load(std::size_t r, std::size_t u, raw& out) const {
+        const std::uint8_t* p = super_block(r, u, out.head, out.j);
+        const uint4 a = __ldg(reinterpret_cast<const uint4*>(p + 16 + 16 * out.j));
+        out.q[0] = a.x, out.q[1] = a.y, out.q[2] = a.z, out.q[3] = a.w;
+    }
+    __device__ void decode(const raw& in, const __half2*, __half2 (&v)[16], float (&s)[1], float& m) const {
+        nibbles_in_order(in.q, v);
+        k4_unit_scale(in.head, in.j, s[0], m);
+    }
+    __device__ void decode_paired(const raw& in, __half2 (&v)[16], float (&s)[1], float& m) const {
+        nibbles_paired(in.q, 8.0f, v);
+        k4_unit_scale(in.head, in.j, s[0], m);
     }
 };
 
