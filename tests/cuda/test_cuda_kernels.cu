@@ -347,7 +347,7 @@ void check_staged_shapes() {
     });
     check_case<F, float, float>(  // more rows than one wave of the fp32 kernel: its grid-stride
         "gemv fp32 sums tall", 40000, 256, 1,
-        [](const qview<F>& w, const float* x, float* y) { edgeq::cuda::gemv(edgeq::cuda::fp32_sums, w, x, y); }, kRelTolFp32);
+        [](const qview<F>& w, const float* x, float* y) { edgeq::cuda::gemv(edgeq::cuda::fp32_sums, w, x, y); }, fp32_tolerance<F>());
 }
 TEST("gemv staged shapes int4-g128-asym") { check_staged_shapes<int4_g128_asym>(); }
 TEST("gemv staged shapes int3-g128") { check_staged_shapes<int3_g128>(); }
@@ -355,6 +355,40 @@ TEST("gemv staged shapes Q4_0") { check_staged_shapes<g_q4_0>(); }
 TEST("gemv staged shapes int8-g32") { check_staged_shapes<int8_g32>(); }
 TEST("gemv staged shapes Q4_K") { check_staged_shapes<g_q4_k>(); }
 TEST("gemv staged shapes Q4_K paired") { check_staged_shapes<g_q4_k_paired>(); }
+TEST("gemv staged shapes nf4-g64-dq") { check_staged_shapes<nf4_dq>(); }
+
+// NF4's code book in registers (codebook.cuh) against the code book itself, for every byte in
+// every position of a word, with both nibbles of each byte, bit 3 set and not.
+__global__ void codebook_words(const std::uint32_t* w, int n, __half2* out) {
+    const int i = int(blockIdx.x * blockDim.x + threadIdx.x);
+    if (i >= n) return;
+    const auto book = edgeq::kernel::cuda::codebook_regs::of<nf4_dq>();
+    edgeq::kernel::cuda::codebook_word(book, w[i], out + 4 * i);
+}
+TEST("NF4 code book in registers: every byte in every position") {
+    std::vector<std::uint32_t> words;
+    for (std::uint32_t b = 0; b < 256; ++b) words.push_back(b | ((b ^ 0x5a) << 8) | ((255 - b) << 16) | (((b * 7) & 0xff) << 24));
+    std::mt19937 rng(3);
+    for (int i = 0; i < 4096; ++i) words.push_back(std::uint32_t(rng()));
+    device_buffer<std::uint32_t> w(words.size());
+    device_buffer<__half2> out(4 * words.size());
+    CUDA_CHECK(cudaMemcpy(w.p, words.data(), words.size() * 4, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemset(out.p, 0xff, 4 * words.size() * sizeof(__half2)));
+    codebook_words<<<unsigned((words.size() + 127) / 128), 128>>>(w.p, int(words.size()), out.p);
+    CUDA_CHECK(cudaGetLastError());
+    CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<std::uint32_t> got(4 * words.size());
+    CUDA_CHECK(cudaMemcpy(got.data(), out.p, got.size() * 4, cudaMemcpyDeviceToHost));
+    std::size_t wrong = 0;
+    for (std::size_t i = 0; i < words.size(); ++i)
+        for (int k = 0; k < 4; ++k) {
+            const unsigned byte = (words[i] >> (8 * k)) & 0xffu;  // half2 (low nibble's value, high nibble's)
+            const std::uint32_t want = edgeq::float_to_half(nf4_dq::code_value(int(byte & 15))) |
+                                       std::uint32_t(edgeq::float_to_half(nf4_dq::code_value(int(byte >> 4)))) << 16;
+            if (got[4 * i + k] != want) ++wrong;
+        }
+    REQUIRE_MSG(wrong == 0, wrong << " of " << 4 * words.size() << " pairs differ from the code book");
+}
 
 TEST("gemm int4-g128") { check_gemm_format<int4_g128>(); }
 TEST("gemm int3-g128") { check_gemm_format<int3_g128>(); }

@@ -301,19 +301,23 @@ __global__ void __launch_bounds__(Warps * 32)
 // drift apart and keep the memory pipe full. The activations are staged once per block in shared
 // memory as pre-scaled half2 (and, for k-quants, each unit's fp32 activation sum): a unit's 32
 // activations are then four 16-byte shared loads instead of 8 global loads, 32 multiplies and 16
-// conversions per warp and unit. Formats with A::staged_order keep their nibble pairs as stored
-// (decode_staged) and the staged x is permuted to match, once per block instead of per weight.
+// conversions per warp and unit. Formats whose A::staged_order is not x_order::columns decode
+// their codes in an order that suits their bytes (decode_paired) and the staged x is permuted to
+// match, once per block instead of per weight.
 //
 // 4-bit words as stored (edgeq's chunks and Q4_0 alike): byte k of word m holds code 4m + k in
-// its low nibble and 4m + 16 + k in its high nibble. ((w & 0x000f000f) | 0x64006400) is
-// half2(1024 + c[4m], 1024 + c[4m + 2]) in one lop3; the high nibbles give 1024 + 16 c, which one
-// hfma2 by 1/16 brings back. So half2 slot 4m + e of a unit pairs columns c and c + 2 with
-// c = 4m + (e & 2 ? 16 : 0) + (e & 1): "nibble pair order".
+// its low nibble and 4m + 16 + k in its high nibble.
+// - x_order::nibble_pairs: ((w & 0x000f000f) | 0x64006400) is half2(1024 + c[4m], 1024 + c[4m + 2])
+//   in one lop3; the high nibbles give 1024 + 16 c, which one hfma2 by 1/16 brings back. So half2
+//   slot 4m + e of a unit pairs columns c and c + 2 with c = 4m + (e & 2 ? 16 : 0) + (e & 1).
+// - x_order::byte_pairs: slot 4m + k pairs the two codes of byte k, columns 4m + k and
+//   4m + 16 + k (a code book looks a byte up as one pair: codebook.cuh, NF4).
+enum class x_order { columns, nibble_pairs, byte_pairs };
 
 template <class A>
-__device__ __forceinline__ void decode_staged(const A& a, const typename A::raw& in, const __half2*,
+__device__ __forceinline__ void decode_staged(const A& a, const typename A::raw& in, const __half2* table,
                                               __half2 (&v)[16], float (&s)[A::groups], float& m, std::true_type) {
-    a.decode_paired(in, v, s, m);
+    a.decode_paired(in, table, v, s, m);
 }
 template <class A>
 __device__ __forceinline__ void decode_staged(const A& a, const typename A::raw& in, const __half2* table,
@@ -323,7 +327,7 @@ __device__ __forceinline__ void decode_staged(const A& a, const typename A::raw&
 template <class A>
 __device__ __forceinline__ void decode_staged(const A& a, const typename A::raw& in, const __half2* table,
                                               __half2 (&v)[16], float (&s)[A::groups], float& m) {
-    decode_staged(a, in, table, v, s, m, std::integral_constant<bool, A::staged_order>{});
+    decode_staged(a, in, table, v, s, m, std::integral_constant<bool, A::staged_order != x_order::columns>{});
 }
 
 // The four nibble words of a 4-bit unit to 16 half2 of (code - z) in nibble pair order:
@@ -350,54 +354,60 @@ __device__ __forceinline__ std::size_t staged_chunk(std::size_t c8) {
     return (c8 & ~std::size_t(3)) | ((c8 ^ (c8 >> 3)) & 3u);
 }
 
-// Eight fp32 activations (lo, hi) times 2^-x_shift as a staged chunk: in column order, or
-// (Paired) as (lo.x lo.z)(lo.y lo.w)(hi.x hi.z)(hi.y hi.w); `sum` gets their fp32 sum, times the
-// same factor, when the format needs it.
-template <class A, bool Paired>
+// The column (0..7 of a chunk's lo, hi) in half h of the chunk's half2 slot j.
+__host__ __device__ constexpr int chunk_column(x_order o, int j, int h) {
+    return o == x_order::nibble_pairs ? (j & 2) * 2 + (j & 1) + 2 * h : o == x_order::byte_pairs ? j + 4 * h : 2 * j + h;
+}
+
+// Eight fp32 activations (lo, hi) times 2^-x_shift as a staged chunk of 4 half2: in column
+// order, (nibble_pairs) (lo.x lo.z)(lo.y lo.w)(hi.x hi.z)(hi.y hi.w) or (byte_pairs)
+// (lo.x hi.x)(lo.y hi.y)(lo.z hi.z)(lo.w hi.w); `sum` gets their fp32 sum, times the same
+// factor, when the format needs it.
+template <class A, x_order Order>
 __device__ __forceinline__ uint4 stage_floats(const float4& lo, const float4& hi, float& sum) {
     constexpr float k = 1.0f / float(1 << A::x_shift);
-    uint4 o;
-    o.x = h2_bits(__floats2half2_rn(lo.x * k, (Paired ? lo.z : lo.y) * k));
-    o.y = h2_bits(__floats2half2_rn((Paired ? lo.y : lo.z) * k, lo.w * k));
-    o.z = h2_bits(__floats2half2_rn(hi.x * k, (Paired ? hi.z : hi.y) * k));
-    o.w = h2_bits(__floats2half2_rn((Paired ? hi.y : hi.z) * k, hi.w * k));
+    const float f[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+    std::uint32_t o[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) o[j] = h2_bits(__floats2half2_rn(f[chunk_column(Order, j, 0)] * k, f[chunk_column(Order, j, 1)] * k));
     if (A::needs_xsum) sum = ((lo.x + lo.y) + (lo.z + lo.w) + ((hi.x + hi.y) + (hi.z + hi.w))) * k;
-    return o;
+    return make_uint4(o[0], o[1], o[2], o[3]);
 }
 
 // Chunk i of the staged x (8 columns as 4 half2, times 2^-x_shift) and, in `sum`, the fp32 sum
 // of those 8 scaled values.
-template <class A, bool Order = A::staged_order>
-struct x_stager;
-template <class A>
-struct x_stager<A, false> {
-    static __device__ __forceinline__ uint4 chunk(const float* x, std::size_t i, float& sum) {
-        return stage_floats<A, false>(__ldg(reinterpret_cast<const float4*>(x) + 2 * i), __ldg(reinterpret_cast<const float4*>(x) + 2 * i + 1), sum);
-    }
-    static __device__ __forceinline__ uint4 chunk(const __half* x, std::size_t i, float& sum) {
-        const __half2 k = __float2half2_rn(1.0f / float(1 << A::x_shift));
-        const uint4 v = __ldg(reinterpret_cast<const uint4*>(x) + i);
-        const __half2 h[4] = {__hmul2(as_half2(v.x), k), __hmul2(as_half2(v.y), k), __hmul2(as_half2(v.z), k), __hmul2(as_half2(v.w), k)};
-        if (A::needs_xsum) sum = half2_sum(h);
-        return make_uint4(h2_bits(h[0]), h2_bits(h[1]), h2_bits(h[2]), h2_bits(h[3]));
-    }
-};
-// nibble pair order: chunk i = 4u + m holds word m of unit u, i.e. columns 32u + 4m .. +3
-// and 32u + 16 + 4m .. +3, paired as the decoder pairs them.
-template <class A>
-struct x_stager<A, true> {
+template <class A, x_order Order = A::staged_order>
+struct x_stager {
+    // Paired orders: chunk i = 4u + m holds word m of unit u, i.e. columns 32u + 4m .. +3 and
+    // 32u + 16 + 4m .. +3, paired as the decoder pairs them.
     static __device__ __forceinline__ uint4 chunk(const float* x, std::size_t i, float& sum) {
         const std::size_t c = 32 * (i / 4) + 4 * (i % 4);
-        return stage_floats<A, true>(__ldg(reinterpret_cast<const float4*>(x + c)), __ldg(reinterpret_cast<const float4*>(x + c + 16)), sum);
+        return stage_floats<A, Order>(__ldg(reinterpret_cast<const float4*>(x + c)), __ldg(reinterpret_cast<const float4*>(x + c + 16)), sum);
     }
     static __device__ __forceinline__ uint4 chunk(const __half* x, std::size_t i, float& sum) {
         const __half2 k = __float2half2_rn(1.0f / float(1 << A::x_shift));
         const std::size_t c = 32 * (i / 4) + 4 * (i % 4);
         const uint2 lo = __ldg(reinterpret_cast<const uint2*>(x + c));
         const uint2 hi = __ldg(reinterpret_cast<const uint2*>(x + c + 16));
-        // (x0 x1)(x2 x3) -> (x0 x2)(x1 x3)
-        const __half2 h[4] = {__hmul2(as_half2(__byte_perm(lo.x, lo.y, 0x5410u)), k), __hmul2(as_half2(__byte_perm(lo.x, lo.y, 0x7632u)), k),
-                              __hmul2(as_half2(__byte_perm(hi.x, hi.y, 0x5410u)), k), __hmul2(as_half2(__byte_perm(hi.x, hi.y, 0x7632u)), k)};
+        // nibble pairs: (x0 x1)(x2 x3) -> (x0 x2)(x1 x3); byte pairs: (x0 y0)(x1 y1)(x2 y2)(x3 y3)
+        const bool nib = Order == x_order::nibble_pairs;
+        const __half2 h[4] = {__hmul2(as_half2(nib ? __byte_perm(lo.x, lo.y, 0x5410u) : __byte_perm(lo.x, hi.x, 0x5410u)), k),
+                              __hmul2(as_half2(nib ? __byte_perm(lo.x, lo.y, 0x7632u) : __byte_perm(lo.x, hi.x, 0x7632u)), k),
+                              __hmul2(as_half2(nib ? __byte_perm(hi.x, hi.y, 0x5410u) : __byte_perm(lo.y, hi.y, 0x5410u)), k),
+                              __hmul2(as_half2(nib ? __byte_perm(hi.x, hi.y, 0x7632u) : __byte_perm(lo.y, hi.y, 0x7632u)), k)};
+        if (A::needs_xsum) sum = half2_sum(h);
+        return make_uint4(h2_bits(h[0]), h2_bits(h[1]), h2_bits(h[2]), h2_bits(h[3]));
+    }
+};
+template <class A>
+struct x_stager<A, x_order::columns> {
+    static __device__ __forceinline__ uint4 chunk(const float* x, std::size_t i, float& sum) {
+        return stage_floats<A, x_order::columns>(__ldg(reinterpret_cast<const float4*>(x) + 2 * i), __ldg(reinterpret_cast<const float4*>(x) + 2 * i + 1), sum);
+    }
+    static __device__ __forceinline__ uint4 chunk(const __half* x, std::size_t i, float& sum) {
+        const __half2 k = __float2half2_rn(1.0f / float(1 << A::x_shift));
+        const uint4 v = __ldg(reinterpret_cast<const uint4*>(x) + i);
+        const __half2 h[4] = {__hmul2(as_half2(v.x), k), __hmul2(as_half2(v.y), k), __hmul2(as_half2(v.z), k), __hmul2(as_half2(v.w), k)};
         if (A::needs_xsum) sum = half2_sum(h);
         return make_uint4(h2_bits(h[0]), h2_bits(h[1]), h2_bits(h[2]), h2_bits(h[3]));
     }
@@ -668,6 +678,21 @@ __global__ void __launch_bounds__(Warps * 32)
     }
 }
 
+// The compute capability of the current device as 10 * major + minor, asked once per device.
+inline int device_sm() {
+    static int cached[16] = {};
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 16) return 0;
+    if (cached[dev] == 0) {
+        int major = 0, minor = 0;
+        if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess)
+            return 0;
+        cached[dev] = 10 * major + minor;
+    }
+    return cached[dev];
+}
+
 // Whether GEMVs are launched with programmatic dependent launch: on sm_90 and newer (per
 // device, asked once) unless EDGEQ_CUDA_PDL=0.
 inline bool pdl_enabled() {
@@ -676,10 +701,9 @@ inline bool pdl_enabled() {
     int dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 16) return false;
     if (cached[dev] == 0) {
-        int major = 0;
         const char* env = std::getenv("EDGEQ_CUDA_PDL");
         const bool off = env && std::string(env) == "0";
-        cached[dev] = !off && cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9 ? 2 : 1;
+        cached[dev] = !off && device_sm() >= 90 ? 2 : 1;
     }
     return cached[dev] == 2;
 #else
@@ -776,15 +800,14 @@ template <int Warps, int U, class A, class XT, class YT>
 void launch_staged_auto(const A& a, const XT* x, YT* y, cudaStream_t stream) {
     const std::size_t smem = staged_bytes(a);
     const auto fits = [&](std::size_t r, std::size_t resident) { return (a.rows + r - 1) / r <= resident * Warps; };
-    const bool overlap = A::table_size == 0;  // NF4 measured 11% slower with PDL at 11008 x 4096
     if (fits(1, resident_blocks<A, XT, YT, Warps, 1, U, 1>(smem)))
-        launch_staged_rows<Warps, 1, U>(a, x, y, stream, overlap);
+        launch_staged_rows<Warps, 1, U>(a, x, y, stream);
     else if (fits(2, resident_blocks<A, XT, YT, Warps, 2, U, 1>(smem)))
-        launch_staged_rows<Warps, 2, U>(a, x, y, stream, overlap);
+        launch_staged_rows<Warps, 2, U>(a, x, y, stream);
     else if (fits(3, resident_blocks<A, XT, YT, Warps, 3, U, 1>(smem)))
-        launch_staged_rows<Warps, 3, U>(a, x, y, stream, overlap);
+        launch_staged_rows<Warps, 3, U>(a, x, y, stream);
     else
-        launch_staged_rows<Warps, 4, U>(a, x, y, stream, overlap);
+        launch_staged_rows<Warps, 4, U>(a, x, y, stream);
 }
 
 
@@ -842,6 +865,22 @@ struct gemv_config {
     // fit one wave and have at least team_long_units units (4096 x 11008); 2, 2 warps per row
     // for the other rows that fit one wave too.
     static constexpr std::size_t team_long_units = 256;
+    // Batch-1 decoding of 4-bit codes that can be read in nibble pair order (int4, Q4_0, Q4_K
+    // paired): per 8 weights 1 shift, 4 lop3, 2 hsub2 and 2 hfma2 against 4 shifts and masks, 4
+    // byte permutes and 4 hsub2 in column order. Fewer instructions matter where the SM cannot
+    // issue enough of them to keep up with DRAM (a Jetson Nano: 28 bytes per clock for one SM,
+    // an H100 13); on an H100 column order measured faster all the same (11008 x 4096: int4-g128
+    // 75% of the copy bandwidth against 71%, Q4_K paired 72% against 68%). So: column order from
+    // sm_90 up (measured), nibble pairs below (not measured: no such GPU here). SM 0 asks the
+    // device.
+    static bool nibble_pairs(int device_sm) { return (SM ? SM : device_sm) < 90; }
+};
+
+// An adaptor read in column order at batch 1 (its decode() instead of decode_paired()).
+template <class A>
+struct in_columns : A {
+    static constexpr x_order staged_order = x_order::columns;
+    explicit in_columns(const A& a) : A(a) {}
 };
 
 template <int Warps, int R, int NT, class A, class XT, class YT>
@@ -980,9 +1019,7 @@ void launch_gemv1_fp32(const A& a, const XT* x, YT* y, cudaStream_t stream) {
 
 // One token: only the single-token kernel is instantiated.
 template <class Config, class A, class XT, class YT>
-void launch_gemv1(const A& a, const XT* x, YT* y, cudaStream_t stream) {
-    if (a.rows == 0) return;
-    check_activations(a, x, y);
+void launch_gemv1_shapes(const A& a, const XT* x, YT* y, cudaStream_t stream) {
     // Q6_K (units gather four runs of 8 columns) streams fastest from the block kernel.
     if (!A::contiguous)
         launch_rows<Config::warps, Config::rows, 1>(a, x, y, stream);
@@ -1003,6 +1040,23 @@ void launch_gemv1(const A& a, const XT* x, YT* y, cudaStream_t stream) {
     }
     else
         launch_split_rows<Config::split_warps, Config::split_rows, Config::split_unroll>(a, x, y, stream);
+}
+template <class Config, class A, class XT, class YT>
+void launch_gemv1_ordered(const A& a, const XT* x, YT* y, cudaStream_t stream, std::true_type /* nibble pairs */) {
+    if (Config::nibble_pairs(device_sm()))
+        launch_gemv1_shapes<Config>(a, x, y, stream);
+    else
+        launch_gemv1_shapes<Config>(in_columns<A>(a), x, y, stream);
+}
+template <class Config, class A, class XT, class YT>
+void launch_gemv1_ordered(const A& a, const XT* x, YT* y, cudaStream_t stream, std::false_type) {
+    launch_gemv1_shapes<Config>(a, x, y, stream);
+}
+template <class Config, class A, class XT, class YT>
+void launch_gemv1(const A& a, const XT* x, YT* y, cudaStream_t stream) {
+    if (a.rows == 0) return;
+    check_activations(a, x, y);
+    launch_gemv1_ordered<Config>(a, x, y, stream, std::integral_constant<bool, A::staged_order == x_order::nibble_pairs>{});
 }
 
 // x: n x cols activations, y: n x rows outputs. Batches are cut into launches of 16, 8, 4, 2, 1

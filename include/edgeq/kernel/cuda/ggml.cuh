@@ -38,7 +38,7 @@ struct ggml_adaptor_base {
     qview<ggml_format<Block>> w;
     std::size_t rows, cols, units;  // units of 32 weights per row
     static constexpr int table_size = 0;
-    static constexpr bool staged_order = false;
+    static constexpr x_order staged_order = x_order::columns;
     // Batch 1: 2 rows per warp; their 2-byte aligned blocks (several scalar loads per unit)
     // measured slower with the per-matrix choice of launch_staged_auto.
     static constexpr bool auto_rows = false;
@@ -89,8 +89,8 @@ struct ggml_adaptor<ggml::block_q4_0> : ggml_adaptor_base<ggml::block_q4_0> {
         m = 0.0f;
     }
     // Batch 1: the nibbles in their stored order (gemv_core.cuh, nibbles_paired).
-    static constexpr bool staged_order = true;
-    __device__ void decode_paired(const raw& in, __half2 (&v)[16], float (&s)[1], float& m) const {
+    static constexpr x_order staged_order = x_order::nibble_pairs;
+    __device__ void decode_paired(const raw& in, const __half2*, __half2 (&v)[16], float (&s)[1], float& m) const {
         nibbles_paired(in.q, 8.0f, v);
         s[0] = in.d;
         m = 0.0f;
@@ -187,7 +187,7 @@ struct ggml_adaptor<ggml::block_q4_K> : k4_adaptor_base<ggml::block_q4_K> {
 // super-block's head and decodes as Q4_0 and int4 do (lop3 pairs at batch 1).
 template <>
 struct ggml_adaptor<ggml::block_q4_K_paired> : k4_adaptor_base<ggml::block_q4_K_paired> {
-    static constexpr bool staged_order = true;
+    static constexpr x_order staged_order = x_order::nibble_pairs;
     // Batch 1 as int4's chunks (measured with variants of the launch, docs/cuda.md "Q4_K paired").
     static constexpr bool auto_rows = true;
     static constexpr int team_mode = 1;
@@ -201,7 +201,7 @@ struct ggml_adaptor<ggml::block_q4_K_paired> : k4_adaptor_base<ggml::block_q4_K_
         nibbles_in_order(in.q, v);
         k4_unit_scale(in.head, in.j, s[0], m);
     }
-    __device__ void decode_paired(const raw& in, __half2 (&v)[16], float (&s)[1], float& m) const {
+    __device__ void decode_paired(const raw& in, const __half2*, __half2 (&v)[16], float (&s)[1], float& m) const {
         nibbles_paired(in.q, 8.0f, v);
         k4_unit_scale(in.head, in.j, s[0], m);
     }

@@ -48,7 +48,8 @@ struct spqr_adaptor {
     // |q - z| <= 15 up to 4-bit codes: as grouped 4-bit, x / 16 and runs of 16 products in half.
     static constexpr int x_shift = bits <= 4 ? 4 : 8;
     static constexpr bool fp32_runs = bits > 4;
-    static constexpr bool needs_xsum = false, contiguous = true, staged_order = false;
+    static constexpr bool needs_xsum = false, contiguous = true;
+    static constexpr x_order staged_order = x_order::columns;
     static constexpr bool auto_rows = true;
     static constexpr bool row_extra = true;  // the outliers
     static constexpr int team_mode = 0;      // launch_spqr1 picks its own launch
