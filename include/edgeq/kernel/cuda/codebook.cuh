@@ -3,11 +3,11 @@
 //
 // Why: a shared-memory table costs one shared load per pair of codes, and at batch 1 those loads
 // fill the memory-instruction queue long before DRAM is busy (NF4 at 11008 x 4096 on an H100:
-// 43% of the copy bandwidth without PDL, ncu's top stall "MIO throttle"). prmt selects 4 bytes out of 8 by
-// 3-bit indices, so the 16 halves are kept as their low bytes and their high bytes, each in a
-// pair of registers per 8 entries; code bit 3 picks between the pairs. Integer instructions and
-// shared loads go down separate pipes, so the adaptor does half of a unit this way and half
-// through the table (grouped.cuh): 47% -> 63% of the copy bandwidth, both with PDL.
+// 43% of the copy bandwidth without PDL, ncu's top stall "MIO throttle"). prmt selects 4 bytes
+// out of 8 by 3-bit indices, so the 16 halves are kept as their low bytes and their high bytes,
+// each in a pair of registers per 8 entries; code bit 3 picks between the pairs. Integer
+// instructions and shared loads go down separate pipes, so the adaptor does half of a unit this
+// way and half through the table (grouped.cuh): 47% -> 63% of the copy bandwidth, both with PDL.
 #pragma once
 #include <cuda_fp16.h>
 
