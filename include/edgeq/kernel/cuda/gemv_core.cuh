@@ -693,19 +693,15 @@ inline int device_sm() {
     return cached[dev];
 }
 
-// Whether GEMVs are launched with programmatic dependent launch: on sm_90 and newer (per
-// device, asked once) unless EDGEQ_CUDA_PDL=0.
+// Whether GEMVs are launched with programmatic dependent launch: on sm_90 and newer unless
+// EDGEQ_CUDA_PDL=0.
 inline bool pdl_enabled() {
 #if CUDART_VERSION >= 11080
-    static int cached[16] = {};  // 0 unknown, 1 no, 2 yes
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 16) return false;
-    if (cached[dev] == 0) {
+    static const bool off = [] {
         const char* env = std::getenv("EDGEQ_CUDA_PDL");
-        const bool off = env && std::string(env) == "0";
-        cached[dev] = !off && device_sm() >= 90 ? 2 : 1;
-    }
-    return cached[dev] == 2;
+        return env && std::string(env) == "0";
+    }();
+    return !off && device_sm() >= 90;
 #else
     return false;
 #endif

@@ -88,7 +88,8 @@ struct ggml_adaptor<ggml::block_q4_0> : ggml_adaptor_base<ggml::block_q4_0> {
         s[0] = in.d;
         m = 0.0f;
     }
-    // Batch 1: the nibbles in their stored order (gemv_core.cuh, nibbles_paired).
+    // Batch 1 below sm_90: the nibbles in their stored order (gemv_core.cuh, nibbles_paired,
+    // gemv_config::nibble_pairs); column order (decode) from sm_90 up.
     static constexpr x_order staged_order = x_order::nibble_pairs;
     __device__ void decode_paired(const raw& in, const __half2*, __half2 (&v)[16], float (&s)[1], float& m) const {
         nibbles_paired(in.q, 8.0f, v);
@@ -184,7 +185,7 @@ struct ggml_adaptor<ggml::block_q4_K> : k4_adaptor_base<ggml::block_q4_K> {
 
 // Q4_K paired (format/ggml/q4_K_paired.hpp), the GPU engine's layout for Q4_K: sub-block j's 16
 // code bytes are contiguous and in Q4_0's nibble order, so a unit is one 16-byte load beside its
-// super-block's head and decodes as Q4_0 and int4 do (lop3 pairs at batch 1).
+// super-block's head and decodes as Q4_0 and int4 do (lop3 pairs at batch 1 below sm_90).
 template <>
 struct ggml_adaptor<ggml::block_q4_K_paired> : k4_adaptor_base<ggml::block_q4_K_paired> {
     static constexpr x_order staged_order = x_order::nibble_pairs;

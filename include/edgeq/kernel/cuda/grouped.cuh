@@ -55,8 +55,8 @@ struct grouped_adaptor {
     static constexpr bool needs_xsum = false;
     static constexpr bool contiguous = true;
     // Batch 1 decodes 4-bit chunks in an order that suits their bytes (gemv_core.cuh, x_order):
-    // uniform codes with lop3 in nibble pair order (nibbles_paired), code-book codes a byte at a
-    // time (decode_paired).
+    // uniform codes with lop3 in nibble pair order (nibbles_paired; below sm_90, as
+    // gemv_config::nibble_pairs says), code-book codes a byte at a time (decode_paired).
     static constexpr x_order staged_order =
         !F::is_uniform ? x_order::byte_pairs : bits == 4 ? x_order::nibble_pairs : x_order::columns;
     // Batch 1: rows per warp chosen per matrix (launch_staged_auto); measured best for these.
