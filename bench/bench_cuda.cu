@@ -54,6 +54,7 @@ namespace {
 using namespace edgeq;
 using int2_g128 = format_of<scheme<bits<2>, group<128>>>;
 using int3_g128 = format_of<scheme<bits<3>, group<128>>>;
+using int3_m = mantissa3<int3_g128>;  // int3 as the GPU engine uploads it (format/mantissa3.hpp)
 using int4_g128 = format_of<scheme<bits<4>, group<128>>>;
 using int8_g128 = format_of<scheme<bits<8>, group<128>>>;
 using int4_g32 = format_of<scheme<bits<4>, group<32>>>;  // Q4_0 as the GPU engine uploads it
@@ -577,6 +578,7 @@ int main(int argc, char** argv) {
     bench_cublas_gemv();
     bench_gemv<int2_g128>("int2-g128");
     bench_gemv<int3_g128>("int3-g128");
+    bench_gemv<int3_m>("int3-g128 in half mantissas");
     bench_gemv<int4_g128>("int4-g128");
     bench_gemv<int8_g128>("int8-g128");
     bench_gemv<nf4_dq>("nf4-g64-dq");

@@ -65,6 +65,7 @@ struct blob_maker {
         if (scheme == "q4_0") return blocks<ggml::block_q4_0>(rows, cols, 1);
         if (scheme == "q8_0") return blocks<ggml::block_q8_0>(rows, cols, 1);
         if (scheme == "q4_k") return blocks<ggml::block_q4_K>(rows, cols, 2);
+        if (scheme == "int3-g128") return grouped<grouped_format<uniform_grid, 3, 128, false, fp16_t>>(rows, cols);
         if (scheme == "int4-g128") return grouped<grouped_format<uniform_grid, 4, 128, false, fp16_t>>(rows, cols);
         if (scheme == "int8-g128") return grouped<grouped_format<uniform_grid, 8, 128, false, fp16_t>>(rows, cols);
         if (scheme == "f16") return f16(rows, cols);
@@ -147,7 +148,7 @@ int main(int argc, char** argv) {
         } cases[] = {{"int4-g128", gpu::arithmetic::half, "half"}, {"int4-g128", gpu::arithmetic::fp32, "fp32"},
                      {"q4_0", gpu::arithmetic::half, "half"},      {"q4_k", gpu::arithmetic::half, "half"},
                      {"q8_0", gpu::arithmetic::half, "half"},      {"int8-g128", gpu::arithmetic::half, "half"},
-                     {"f16", gpu::arithmetic::half, "(fp16 rows)"}};
+                     {"int3-g128", gpu::arithmetic::half, "half"}, {"f16", gpu::arithmetic::half, "(fp16 rows)"}};
         std::string described;
         for (const auto& k : cases) {
             const result r = run(k.scheme, n, k.math);

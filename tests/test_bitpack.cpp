@@ -4,6 +4,7 @@
 #include <random>
 
 #include <edgeq/core/bitpack.hpp>
+#include <edgeq/format/mantissa3.hpp>
 #include <edgeq/kernel/simd/unpack.hpp>
 
 namespace {
@@ -58,4 +59,29 @@ TEST_CASE("3-bit codes keep their high bit in a 1-bit plane after the 2-bit plan
     std::uint8_t out[12];
     edgeq::pack_chunk<3>(codes, out);
     for (int j = 0; j < 12; ++j) CHECK(out[j] == (j == 8 + 1 ? 2 : 0));
+}
+
+TEST_CASE("int3 in half mantissas: the layout of format/mantissa3.hpp, and the round trip from the planes", "[bitpack]") {
+    const auto words = [](const std::uint8_t* b, int i) {
+        return std::uint32_t(b[4 * i]) | std::uint32_t(b[4 * i + 1]) << 8 | std::uint32_t(b[4 * i + 2]) << 16 |
+               std::uint32_t(b[4 * i + 3]) << 24;
+    };
+    std::uint8_t codes[32] = {}, out[12], back[32];
+    codes[13] = 5;  // pair 6: word 1, slot 1, high half: bits 16 + 3 .. 16 + 5
+    codes[30] = 6;  // pair 15, low half: bit 15 of words 1 and 2
+    codes[31] = 1;  // pair 15, high half: bit 31 of word 0
+    edgeq::pack_mantissa3(codes, out);
+    CHECK(words(out, 0) == 0x80000000u);
+    CHECK(words(out, 1) == ((5u << 19) | 0x8000u));
+    CHECK(words(out, 2) == 0x8000u);
+
+    std::mt19937 rng(3);
+    for (int trial = 0; trial < 500; ++trial) {
+        for (auto& c : codes) c = std::uint8_t(trial == 0 ? 7 : rng() & 7u);
+        std::uint8_t planes[12];
+        edgeq::pack_chunk<3>(codes, planes);
+        edgeq::planes_to_mantissa3(planes, 1, out);
+        edgeq::unpack_mantissa3(out, back);
+        for (int i = 0; i < 32; ++i) REQUIRE(back[i] == codes[i]);
+    }
 }

@@ -94,6 +94,21 @@ void make_matrix<g_q4_k_paired>(std::size_t rows, std::size_t cols, unsigned see
     ggml::pair_codes(reinterpret_cast<const ggml::block_q4_K*>(out.blob.data()), n, reinterpret_cast<ggml::block_q4_K_paired*>(paired.data()));
     out.blob.swap(paired);
 }
+template <class M>
+void make_mantissa3(std::size_t rows, std::size_t cols, unsigned seed, host_matrix& out) {
+    make_matrix<typename M::plane_format>(rows, cols, seed, out);
+    const std::size_t chunks = rows * cols / chunk_weights;
+    std::vector<std::uint8_t> codes(out.blob.begin(), out.blob.begin() + std::ptrdiff_t(12 * chunks));
+    planes_to_mantissa3(codes.data(), chunks, out.blob.data());
+}
+template <>
+void make_matrix<m3_g128>(std::size_t rows, std::size_t cols, unsigned seed, host_matrix& out) {
+    make_mantissa3<m3_g128>(rows, cols, seed, out);
+}
+template <>
+void make_matrix<m3_g64_asym>(std::size_t rows, std::size_t cols, unsigned seed, host_matrix& out) {
+    make_mantissa3<m3_g64_asym>(rows, cols, seed, out);
+}
 template <>
 void make_matrix<spqr2>(std::size_t rows, std::size_t cols, unsigned seed, host_matrix& out) {
     out.rows = rows, out.cols = cols;
@@ -121,6 +136,7 @@ template void cpu_spqr_gemv<spqr4>(const host_matrix&, const float*, float*);
 
 template void make_matrix<int2_g128>(std::size_t, std::size_t, unsigned, host_matrix&);
 template void make_matrix<int3_g128>(std::size_t, std::size_t, unsigned, host_matrix&);
+template void make_matrix<int3_g64_asym>(std::size_t, std::size_t, unsigned, host_matrix&);
 template void make_matrix<int4_g128>(std::size_t, std::size_t, unsigned, host_matrix&);
 template void make_matrix<int8_g128>(std::size_t, std::size_t, unsigned, host_matrix&);
 template void make_matrix<int4_g32>(std::size_t, std::size_t, unsigned, host_matrix&);

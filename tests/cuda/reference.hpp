@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <edgeq/format/ggml/q4_K_paired.hpp>
+#include <edgeq/format/mantissa3.hpp>
 #include <edgeq/format/spqr.hpp>
 #include <edgeq/scheme.hpp>
 
@@ -16,6 +17,7 @@ using namespace edgeq;
 // The grouped formats the CUDA kernels are tested on (reference.cpp instantiates each).
 using int2_g128 = format_of<scheme<bits<2>, group<128>>>;
 using int3_g128 = format_of<scheme<bits<3>, group<128>>>;
+using int3_g64_asym = format_of<scheme<bits<3>, group<64>, asymmetric>>;
 using int4_g128 = format_of<scheme<bits<4>, group<128>>>;
 using int8_g128 = format_of<scheme<bits<8>, group<128>>>;
 // Q4_0's and Q8_0's twins (format/ggml/grouped_twin.hpp): what the GPU engine uploads them as.
@@ -30,6 +32,9 @@ using g_q4_0 = ggml_format<ggml::block_q4_0>;
 using g_q8_0 = ggml_format<ggml::block_q8_0>;
 using g_q4_k = ggml_format<ggml::block_q4_K>;
 using g_q6_k = ggml_format<ggml::block_q6_K>;
+// int3 as the GPU engine uploads it (format/mantissa3.hpp), and with zero points.
+using m3_g128 = mantissa3<int3_g128>;
+using m3_g64_asym = mantissa3<int3_g64_asym>;
 // Q4_K as the GPU engine uploads it (format/ggml/q4_K_paired.hpp).
 using g_q4_k_paired = ggml_format<ggml::block_q4_K_paired>;
 
@@ -56,6 +61,11 @@ void make_matrix(std::size_t rows, std::size_t cols, unsigned seed, host_matrix&
 // Q4_K paired: a Q4_K matrix (as make_matrix<g_q4_k>) with its blocks repacked; the same weights.
 template <>
 void make_matrix<g_q4_k_paired>(std::size_t rows, std::size_t cols, unsigned seed, host_matrix& out);
+// int3 in half mantissas: the int3 matrix (as make_matrix<int3_...>) with its chunks repacked.
+template <>
+void make_matrix<m3_g128>(std::size_t rows, std::size_t cols, unsigned seed, host_matrix& out);
+template <>
+void make_matrix<m3_g64_asym>(std::size_t rows, std::size_t cols, unsigned seed, host_matrix& out);
 // SpQR: random codes, random statistics with fractional zero points, and outliers on about
 // 1% of the weights (every 7th row 20%, every 11th none), dequantized by the scalar kernel.
 template <>

@@ -5,7 +5,7 @@
 //   * the shared models as stored (f32 stories260K and TinyStories-656K, f16 mix-llama-27M, the
 //     Q8_0 GGUF of TinyStories-656K): within 1e-3 relative L2 of the CPU engine at every position;
 //   * the same models quantized in memory to formats with a CUDA kernel (q4_0, q4_k, q6_k, q8_0,
-//     int4-g128, int8-g128, nf4-g64-dq) and without one (q5_k: the fp16 fallback), in the default
+//     int3-g128, int4-g128, int8-g128, nf4-g64-dq) and without one (q5_k: the fp16 fallback), in the default
 //     arithmetic (automatic: half on rows of 512 and more, fp32 below) and with --gpu-math fp32:
 //     1e-3; with --gpu-math half on every matrix the bound is 2e-2 (rows of 128 reach 1.3e-3;
 //     measured values printed);
@@ -184,6 +184,7 @@ int main() {
                                {"q4_k", quantizer<scheme<ggml_type<ggml::block_q4_K>>>()},
                                {"q6_k", quantizer<scheme<ggml_type<ggml::block_q6_K>>>()},
                                {"q5_k (fp16 fallback)", quantizer<scheme<ggml_type<ggml::block_q5_K>>>()},
+                               {"int3-g128", quantizer<scheme<bits<3>, group<128>>>()},
                                {"int4-g128", quantizer<scheme<bits<4>, group<128>>>()},
                                {"int8-g128", quantizer<scheme<bits<8>, group<128>>>()},
                                {"nf4-g64-dq", quantizer<scheme<nf4, double_quant>>()}};

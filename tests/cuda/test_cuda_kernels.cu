@@ -1,7 +1,7 @@
-// The CUDA GEMV and GEMM against the CPU reference decoders, for every kind of grouped format and
-// llama.cpp's Q4_0, Q8_0, Q4_K (as stored and paired), Q6_K, with fp32 and fp16 activations and outputs. Output buffers
-// are poisoned with NaN first; every CUDA call is checked. Without a GPU the binary exits 77 and
-// CTest reports the test as skipped.
+// The CUDA GEMV and GEMM against the CPU reference decoders, for every kind of grouped format
+// (int3 also in half mantissas) and llama.cpp's Q4_0, Q8_0, Q4_K (as stored and paired), Q6_K,
+// with fp32 and fp16 activations and outputs. Output buffers are poisoned with NaN first; every
+// CUDA call is checked. Without a GPU the binary exits 77 and CTest reports the test as skipped.
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -201,6 +201,8 @@ void check_gemm_format() {
 
 TEST("gemv int2-g128") { check_gemv_format<int2_g128>(); }
 TEST("gemv int3-g128") { check_gemv_format<int3_g128>(); }
+TEST("gemv int3-g128 in half mantissas (int3 as the engine uploads it)") { check_gemv_format<m3_g128>(); }
+TEST("gemv int3-g64-asym in half mantissas") { check_gemv_format<m3_g64_asym>(); }
 TEST("gemv int4-g128") { check_gemv_format<int4_g128>(); }
 TEST("gemv int8-g128") { check_gemv_format<int8_g128>(); }
 TEST("gemv int4-g128-asym") { check_gemv_format<int4_g128_asym>(); }
@@ -293,6 +295,7 @@ TEST("back-to-back dependent GEMVs (PDL on sm_90)") {
     check_dependent_chain<int4_g128>(4096);   // one wave, a row per warp
     check_dependent_chain<int4_g128>(12288);  // more rows than a wave: rows per warp chosen
     check_dependent_chain<int3_g128>(4096);   // teams of warps
+    check_dependent_chain<m3_g128>(4096);     // teams of 4 warps
     check_dependent_chain<g_q8_0>(4096);
 }
 
@@ -351,6 +354,8 @@ void check_staged_shapes() {
 }
 TEST("gemv staged shapes int4-g128-asym") { check_staged_shapes<int4_g128_asym>(); }
 TEST("gemv staged shapes int3-g128") { check_staged_shapes<int3_g128>(); }
+TEST("gemv staged shapes int3-g128 in half mantissas") { check_staged_shapes<m3_g128>(); }
+TEST("gemv staged shapes int3-g64-asym in half mantissas") { check_staged_shapes<m3_g64_asym>(); }
 TEST("gemv staged shapes Q4_0") { check_staged_shapes<g_q4_0>(); }
 TEST("gemv staged shapes int8-g32") { check_staged_shapes<int8_g32>(); }
 TEST("gemv staged shapes Q4_K") { check_staged_shapes<g_q4_k>(); }
@@ -392,6 +397,7 @@ TEST("NF4 code book in registers: every byte in every position") {
 
 TEST("gemm int4-g128") { check_gemm_format<int4_g128>(); }
 TEST("gemm int3-g128") { check_gemm_format<int3_g128>(); }
+TEST("gemm int3-g128 in half mantissas") { check_gemm_format<m3_g128>(); }
 TEST("gemm nf4-g64-dq") { check_gemm_format<nf4_dq>(); }
 TEST("gemm Q4_0") { check_gemm_format<g_q4_0>(); }
 TEST("gemm Q4_K") { check_gemm_format<g_q4_k>(); }

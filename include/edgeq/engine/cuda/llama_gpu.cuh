@@ -4,9 +4,10 @@
 //   weights   each matrix as stored when a kernel of include/edgeq/kernel/cuda/ reads its format
 //             (the grouped formats listed in upload_native below, llama.cpp's Q6_K, SpQR's
 //             spqr-{2,3,4}bit-g16); Q4_0 and Q8_0 repacked into the same values as int4-g32 /
-//             int8-g32 (twin_matrix), Q4_K into Q4_K paired (q4_K_paired_matrix); any other
-//             format is decoded once (llama.cpp's block types on the device, edgeq's on the
-//             host) into fp16 rows (f32 matrices stay fp32 rows) for dense_gemv: the fallback.
+//             int8-g32 (twin_matrix), Q4_K into Q4_K paired (q4_K_paired_matrix), int3's codes
+//             into half mantissas (mantissa3_matrix); any other format is decoded once
+//             (llama.cpp's block types on the device, edgeq's on the host) into fp16 rows (f32
+//             matrices stay fp32 rows) for dense_gemv: the fallback.
 //   embedding a dense device table (fp16; fp32 for an f32 model) read one row per token; a tied
 //             classifier is the same matrix uploaded as stored.
 //   cache     fp32 [layer, position, kv_dim], as on the CPU.
@@ -37,6 +38,7 @@
 #include "../../core/error.hpp"
 #include "../../format/ggml/grouped_twin.hpp"
 #include "../../format/ggml/q4_K_paired.hpp"
+#include "../../format/mantissa3.hpp"
 #include "../../kernel/cuda/dequantize.cuh"
 #include "../../kernel/cuda/ggml.cuh"
 #include "../../kernel/cuda/grouped.cuh"
@@ -282,6 +284,35 @@ inline std::unique_ptr<matrix> try_q4_K_paired(const tensor& t, arithmetic math)
     return std::unique_ptr<matrix>(new q4_K_paired_matrix(t, math));
 }
 
+// int3 goes to the device with its codes in half mantissas (format/mantissa3.hpp): the same blob
+// with each chunk's bits rearranged so the kernel decodes them with masks (docs/cuda.md).
+// Repacked a few MB at a time, as twin_matrix does.
+template <class S>
+class mantissa3_matrix final : public format_matrix<qview<mantissa3<format_of<S>>>> {
+    using F = format_of<S>;
+
+   public:
+    mantissa3_matrix(const tensor& t, arithmetic math) : format_matrix<qview<mantissa3<F>>>(t, math, t.n_bytes) {
+        if (t.n_bytes != F::storage_bytes(t.rows, t.cols)) throw size_mismatch(t, F::storage_bytes(t.rows, t.cols));
+        const std::size_t code_bytes = t.rows * F::row_code_bytes(t.cols), chunk = std::size_t(12) << 18;  // 3 MB
+        std::vector<std::uint8_t> codes(std::min(chunk, code_bytes));
+        for (std::size_t b0 = 0; b0 < code_bytes; b0 += chunk) {
+            const std::size_t n = std::min(chunk, code_bytes - b0);
+            planes_to_mantissa3(t.bytes + b0, n / 12, codes.data());
+            this->blob_.upload(codes.data(), n, b0);
+        }
+        this->blob_.upload(t.bytes + code_bytes, t.n_bytes - code_bytes, code_bytes);  // scales, zeros: as stored
+        this->view_ = edgeq::cuda::rebase(qview<mantissa3<F>>::from_blob(t.bytes, t.rows, t.cols), t.bytes, this->blob_.template as<void>());
+        kernel::cuda::make_adaptor(this->view_);
+    }
+};
+
+template <class S>
+std::unique_ptr<matrix> try_mantissa3(const tensor& t, arithmetic math) {
+    if (!stores_scheme<S>(t) || format_of<S>::shape_problem(t.cols)) return nullptr;
+    return std::unique_ptr<matrix>(new mantissa3_matrix<S>(t, math));
+}
+
 // SpQR (spqr-{2,3,4}bit-g16): the dense codes and the CSR outliers in one kernel (spqr.cuh). The
 // blob is checked on the host first (sizes, CSR structure, finite values), as the CPU loader does.
 template <int B>
@@ -312,7 +343,7 @@ inline std::unique_ptr<matrix> upload_native(const tensor& t, arithmetic math) {
     if ((m = try_native<scheme<bits<4>, group<128>, asymmetric>>(t, math))) return m;
     if ((m = try_native<scheme<bits<4>, group<64>>>(t, math))) return m;
     if ((m = try_native<scheme<bits<2>, group<128>>>(t, math))) return m;
-    if ((m = try_native<scheme<bits<3>, group<128>>>(t, math))) return m;
+    if ((m = try_mantissa3<scheme<bits<3>, group<128>>>(t, math))) return m;
     if ((m = try_native<scheme<bits<8>, group<128>>>(t, math))) return m;
     if ((m = try_native<scheme<nf4, double_quant>>(t, math))) return m;
     return nullptr;

@@ -859,8 +859,11 @@ struct gemv_config {
     // quarter of one wave of one-warp rows (2048 x 5632: a row per warp leaves most warp slots
     // empty); otherwise as the adaptor's team_mode allows: >= 1, 4 warps per row when the rows
     // fit one wave and have at least team_long_units units (4096 x 11008); 2, 2 warps per row
-    // for the other rows that fit one wave too.
-    static constexpr std::size_t team_long_units = 256;
+    // for the other rows that fit one wave too; 3 (int3 in half mantissas), 4 warps per row
+    // already from team_mid_units units (2048 x 5632: 5.5 us against 6.4 with 2), and 2 for rows
+    // of at most team_short_units units that fit two waves but not one (5632 x 2048: 4.5 us
+    // against 4.9 a warp per row; 32000 x 2048 stays a warp per row, 13.2 us against 14.6).
+    static constexpr std::size_t team_long_units = 256, team_mid_units = 128, team_short_units = 64;
     // Batch-1 decoding of 4-bit codes that can be read in nibble pair order (int4, Q4_0, Q4_K
     // paired): per 8 weights 1 shift, 4 lop3, 2 hsub2 and 2 hfma2 against 4 shifts and masks, 4
     // byte permutes and 4 hsub2 in column order. Fewer instructions matter where the SM cannot
@@ -1023,9 +1026,12 @@ void launch_gemv1_shapes(const A& a, const XT* x, YT* y, cudaStream_t stream) {
         constexpr int W = Config::staged_warps, U = Config::staged_unroll;
         const std::size_t wave = W * resident_blocks<A, XT, YT, W, 1, U, 1>(staged_bytes(a));
         const bool one_wave = a.rows <= wave;
-        if (A::team_mode >= 1 && one_wave && a.units >= Config::team_long_units)
+        const std::size_t long_units = A::team_mode >= 3 ? Config::team_mid_units : Config::team_long_units;
+        if (A::team_mode >= 1 && one_wave && a.units >= long_units)
             launch_team_auto<16, 4, U>(a, x, y, stream);
-        else if (one_wave && (4 * a.rows <= wave || A::team_mode >= 2))
+        else if (one_wave && (4 * a.rows <= wave || A::team_mode == 2))
+            launch_team_auto<16, 2, U>(a, x, y, stream);
+        else if (A::team_mode >= 3 && !one_wave && a.rows <= 2 * wave && a.units <= Config::team_short_units)
             launch_team_auto<16, 2, U>(a, x, y, stream);
         else if (one_wave)  // a row per warp, one wave
             launch_staged_rows<A::wide_rows ? Config::wide_warps : W, 1, U>(a, x, y, stream);

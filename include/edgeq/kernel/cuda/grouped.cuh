@@ -22,6 +22,7 @@
 #include "../../config.hpp"
 #include "../../core/error.hpp"
 #include "../../format/grouped.hpp"
+#include "../../format/mantissa3.hpp"
 #include "../../policy/backend.hpp"
 #include "codebook.cuh"
 #include "gemm.cuh"
@@ -155,6 +156,45 @@ grouped_adaptor<F> make_adaptor(const qview<F>& w) {
     a.rows = w.rows;
     a.cols = w.cols;
     a.units = w.cols / chunk_weights;
+    return a;
+}
+
+// int3 with its codes in half mantissas (format/mantissa3.hpp): per word three masks, one shift
+// and two masks, and the pair in the words' top bits; pairs in column order. Launched with
+// teams of warps on more shapes than the plane layout (team_mode 3, gemv_config).
+template <class F>
+struct mantissa3_adaptor : grouped_adaptor<F> {
+    using typename grouped_adaptor<F>::raw;
+    static constexpr x_order staged_order = x_order::columns;
+    static constexpr int team_mode = 3;
+
+    __device__ void decode(const raw& in, const __half2*, __half2 (&v)[16], float (&s)[1], float& m) const {
+        s[0] = in.scale;
+        m = 0.0f;
+        // Slot k holds 1024 + 8^k c: subtract 1024 + z, or scale by 8^-k and subtract 1024 8^-k + z.
+        const float z = float(in.zero);
+        const __half2 off0 = __float2half2_rn(1024.0f + z), off1 = __float2half2_rn(-128.0f - z), off2 = __float2half2_rn(-16.0f - z);
+        const __half2 eighth = __float2half2_rn(0.125f), sixty_fourth = __float2half2_rn(0.015625f);
+        const std::uint32_t bias = 0x64006400u;
+#pragma unroll
+        for (int j = 0; j < 3; ++j) {
+            const std::uint32_t w = in.words[j], t = w >> 9;
+            v[5 * j] = __hsub2(as_half2((w & 0x00070007u) | bias), off0);
+            v[5 * j + 1] = __hfma2(as_half2((w & 0x00380038u) | bias), eighth, off1);
+            v[5 * j + 2] = __hfma2(as_half2((w & 0x01c001c0u) | bias), sixty_fourth, off2);
+            v[5 * j + 3] = __hsub2(as_half2((t & 0x00070007u) | bias), off0);
+            v[5 * j + 4] = __hfma2(as_half2((t & 0x00380038u) | bias), eighth, off1);
+        }
+        const std::uint32_t top = ((in.words[0] >> 15) & 0x00010001u) | ((in.words[1] >> 14) & 0x00020002u) |
+                                  ((in.words[2] >> 13) & 0x00040004u) | bias;
+        v[15] = __hsub2(as_half2(top), off0);
+    }
+};
+
+template <class F>
+mantissa3_adaptor<F> make_adaptor(const qview<mantissa3<F>>& w) {
+    mantissa3_adaptor<F> a;
+    static_cast<grouped_adaptor<F>&>(a) = make_adaptor(relabel<F>(w));
     return a;
 }
 
