@@ -38,9 +38,10 @@ __device__ inline float block_max(float v, float* shared32) {
     return s;
 }
 
-// out = x / sqrt(mean(x^2) + eps) * w, one block.
+// out = x / sqrt(mean(x^2) + eps) * w, a block per row of n values (one block: one token).
 __global__ void rmsnorm(float* out, const float* x, const float* w, int n, float eps) {
     __shared__ float red[32];
+    out += std::size_t(blockIdx.x) * std::size_t(n), x += std::size_t(blockIdx.x) * std::size_t(n);
     float ss = 0.0f;
     for (int i = int(threadIdx.x); i < n; i += int(blockDim.x)) ss += x[i] * x[i];
     ss = block_sum(ss, red);
@@ -49,9 +50,11 @@ __global__ void rmsnorm(float* out, const float* x, const float* w, int n, float
 }
 
 // x += y, then out = x / sqrt(mean(x^2) + eps) * w: the residual add of one block's output and
-// the next norm in one launch. One block; each thread norms the values it added.
+// the next norm in one launch. A block per row; each thread norms the values it added.
 __global__ void add_rmsnorm(float* out, float* x, const float* y, const float* w, int n, float eps) {
     __shared__ float red[32];
+    const std::size_t row = std::size_t(blockIdx.x) * std::size_t(n);
+    out += row, x += row, y += row;
     float ss = 0.0f;
     for (int i = int(threadIdx.x); i < n; i += int(blockDim.x)) {
         const float v = x[i] + y[i];
@@ -63,15 +66,18 @@ __global__ void add_rmsnorm(float* out, float* x, const float* y, const float* w
     for (int i = int(threadIdx.x); i < n; i += int(blockDim.x)) out[i] = w[i] * (x[i] * inv);
 }
 
-// x = row `token` of an embedding table of n columns (float or half rows).
+// x = row `token` of an embedding table of n columns (float or half rows); row y of x takes
+// token[y] (blockIdx.y: the token of a batch).
 template <class T>
 __global__ void embed(float* x, const T* table, const int* token, int n) {
-    const T* row = table + std::size_t(*token) * std::size_t(n);
+    const T* row = table + std::size_t(token[blockIdx.y]) * std::size_t(n);
+    x += std::size_t(blockIdx.y) * std::size_t(n);
     for (int i = int(blockIdx.x * blockDim.x + threadIdx.x); i < n; i += int(gridDim.x * blockDim.x)) x[i] = float(row[i]);
 }
 
-// x += y (n values); y += b for biases.
+// x += y (n values); row blockIdx.y of x += y for a bias on a batch of rows.
 __global__ void add(float* x, const float* y, int n) {
+    x += std::size_t(blockIdx.y) * std::size_t(n);
     for (int i = int(blockIdx.x * blockDim.x + threadIdx.x); i < n; i += int(gridDim.x * blockDim.x)) x[i] += y[i];
 }
 

@@ -11,7 +11,9 @@
 //   embedding a dense device table (fp16; fp32 for an f32 model) read one row per token; a tied
 //             classifier is the same matrix uploaded as stored.
 //   cache     fp32 [layer, position, kv_dim], as on the CPU.
-//   prompt    token by token through the GEMV kernels (the GEMM kernels are not used yet).
+//   prompt    in chunks of 64 tokens (prefill): each matrix once per chunk through its format's
+//             GEMM (kernel/cuda/gemm.cuh), attention token by token; generated tokens one at a
+//             time (step).
 //   launches  the layers of a token are one CUDA graph, replayed for every token (they read the
 //             token id and position from device memory); 11 kernels per layer, q | k | v and
 //             gate | up as parallel branches (layers()).
@@ -94,6 +96,11 @@ class matrix {
    public:
     virtual ~matrix() = default;
     virtual void gemv(const float* x, float* y, cudaStream_t s) const = 0;
+    // Y = X W^T for n tokens (x: n rows of cols, y: n rows of rows); a GEMV per token unless the
+    // format has a GEMM.
+    virtual void gemm(const float* x, float* y, std::size_t n, cudaStream_t s) const {
+        for (std::size_t t = 0; t < n; ++t) gemv(x + t * cols, y + t * rows, s);
+    }
     virtual bool native() const = 0;
     std::size_t rows = 0, cols = 0, bytes = 0;
     bool fp32 = false;  // a format kernel in fp32 arithmetic (fp32_sums_for)
@@ -119,6 +126,15 @@ template <class View>
 class format_matrix : public matrix {
    public:
     void gemv(const float* x, float* y, cudaStream_t s) const override { format_gemv(fp32, view_, x, y, s); }
+    // The format's GEMM (kernel/cuda/gemm.cuh: the batched GEMV up to 16 tokens, in half
+    // arithmetic; the tiled kernel beyond, in fp32). Matrices in fp32 arithmetic, and rows the
+    // tiled kernel cannot take (not a multiple of 64), keep a fp32 GEMV per token.
+    void gemm(const float* x, float* y, std::size_t n, cudaStream_t s) const override {
+        if (fp32 || (n > 16 && cols % kernel::cuda::gemm_tile))
+            matrix::gemm(x, y, n, s);
+        else
+            edgeq::cuda::gemm(view_, x, y, n, s);
+    }
     bool native() const override { return true; }
 
    protected:
@@ -386,6 +402,14 @@ class llama_gpu final : public session {
         h1_ = device_buffer(hid * 4), h3_ = device_buffer(hid * 4);
         scores_ = device_buffer(std::size_t(c.n_heads) * std::size_t(n_ctx_) * 4);
         logits_ = device_buffer(std::size_t(c.vocab_size) * 4);
+        // A prompt goes through in chunks of up to `chunk` tokens (prefill), with buffers of its own.
+        const std::size_t C = std::size_t(chunk);
+        px_ = device_buffer(C * dim * 4), pxb_ = device_buffer(C * dim * 4), pxb2_ = device_buffer(C * dim * 4);
+        pq_ = device_buffer(C * std::size_t(c.q_dim()) * 4), patt_ = device_buffer(C * std::size_t(c.q_dim()) * 4);
+        pk_ = device_buffer(C * std::size_t(c.kv_dim()) * 4), pv_ = device_buffer(C * std::size_t(c.kv_dim()) * 4);
+        ph1_ = device_buffer(C * hid * 4), ph3_ = device_buffer(C * hid * 4);
+        plogits_ = device_buffer(C * std::size_t(c.vocab_size) * 4);
+        ptok_ = device_buffer(2 * C * sizeof(int));
         // Token and position of each step, written by the host into pinned memory and copied
         // with the step's kernels, so that a step never waits for the previous one's copy.
         check(cudaMallocHost(&step_host_, 2 * sizeof(int)), "allocating pinned memory");
@@ -471,10 +495,16 @@ class llama_gpu final : public session {
                 throw error("gpu session: token id " + std::to_string(tokens[t]) + " is outside the vocabulary of " +
                             std::to_string(c_.vocab_size));
         const std::size_t V = std::size_t(c_.vocab_size);
-        for (std::size_t t = 0; t < n; ++t) {
-            const bool want = all_logits || t + 1 == n;
-            step(tokens[t], want ? logits + (all_logits ? t * V : 0) : nullptr);
+        if (n == 1) {
+            step(tokens[0], logits);
             ++pos_;
+            return;
+        }
+        for (std::size_t t0 = 0; t0 < n; t0 += std::size_t(chunk)) {
+            const std::size_t m = std::min<std::size_t>(std::size_t(chunk), n - t0);
+            const bool last = t0 + m == n;
+            prefill(tokens + t0, m, all_logits ? logits + t0 * V : last ? logits : nullptr, all_logits);
+            pos_ += int(m);
         }
     }
     int n_past() const override { return pos_; }
@@ -483,7 +513,8 @@ class llama_gpu final : public session {
     std::size_t device_bytes() const override {
         std::size_t n = output_->bytes + (embd_f16_ ? embd_f16_->bytes : 0) + (embd_f32_ ? embd_f32_->bytes : 0) + step_dev_.size();
         for (const device_buffer* b : {&output_norm_, &k_cache_, &v_cache_, &inv_freq_, &x_, &xb_, &xb2_, &q_, &k_, &v_, &att_, &h1_,
-                                       &h3_, &scores_, &logits_})
+                                       &h3_, &scores_, &logits_, &px_, &pxb_, &pxb2_, &pq_, &pk_, &pv_, &patt_, &ph1_, &ph3_,
+                                       &plogits_, &ptok_})
             n += b->size();
         for (const layer& L : layers_) {
             for (const std::unique_ptr<gpu::matrix>* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w2, &L.w3}) n += (*m)->bytes;
@@ -558,6 +589,74 @@ class llama_gpu final : public session {
         check(cudaMemcpyAsync(logits_host, logits_.as<float>(), std::size_t(c_.vocab_size) * 4, cudaMemcpyDeviceToHost, s),
               "copying the logits");
         check(cudaStreamSynchronize(s), "running the token");
+    }
+
+    // Tokens pos_ .. pos_ + n - 1 (n <= chunk) at once: each matrix as one GEMM over the n tokens,
+    // the norms, SwiGLU and biases over all rows, and RoPE + cache + attention token by token
+    // (each reads the cache rows the previous ones wrote). Logits: every row's when all_logits
+    // (to logits_host, n rows), else the last row's (when logits_host is not null).
+    void prefill(const int* tokens, std::size_t n, float* logits_host, bool all_logits) {
+        const int dim = c_.dim, hid = c_.hidden_dim, hd = c_.head_size(), nn = int(n);
+        const std::size_t qd = std::size_t(c_.q_dim()), kvd = std::size_t(c_.kv_dim());
+        cudaStream_t s = stream_;
+        check(cudaStreamSynchronize(s), "waiting for the previous tokens");
+        std::vector<int> host(2 * n);
+        for (std::size_t t = 0; t < n; ++t) host[t] = tokens[t], host[n + t] = pos_ + int(t);
+        check(cudaMemcpy(ptok_.as<int>(), host.data(), 2 * n * sizeof(int), cudaMemcpyHostToDevice), "token copy");
+        const int* tok = ptok_.as<int>();
+        const int* pos = tok + n;
+        float *x = px_.as<float>(), *xb = pxb_.as<float>(), *xb2 = pxb2_.as<float>();
+        float *q = pq_.as<float>(), *k = pk_.as<float>(), *v = pv_.as<float>(), *att = patt_.as<float>();
+        const dim3 rows_grid = dim3(unsigned(blocks_for(std::size_t(dim))), unsigned(n));
+        if (embd_f16_)
+            kernels::embed<__half><<<rows_grid, 256, 0, s>>>(x, embd_f16_->data(), tok, dim);
+        else
+            kernels::embed<float><<<rows_grid, 256, 0, s>>>(x, embd_f32_->data(), tok, dim);
+        const std::size_t kv_layer = std::size_t(n_ctx_) * kvd;
+        const float scale = 1.0f / std::sqrt(float(hd));
+        for (std::size_t l = 0; l < layers_.size(); ++l) {
+            const layer& L = layers_[l];
+            if (l == 0)
+                kernels::rmsnorm<<<nn, 1024, 0, s>>>(xb, x, L.attn_norm.as<float>(), dim, c_.rms_eps);
+            else
+                kernels::add_rmsnorm<<<nn, 1024, 0, s>>>(xb, x, xb2, L.attn_norm.as<float>(), dim, c_.rms_eps);
+            L.wq->gemm(xb, q, n, s);
+            L.wk->gemm(xb, k, n, s);
+            L.wv->gemm(xb, v, n, s);
+            if (c_.qkv_bias) {
+                kernels::add<<<dim3(unsigned(blocks_for(qd)), unsigned(n)), 256, 0, s>>>(q, L.bq.as<float>(), int(qd));
+                kernels::add<<<dim3(unsigned(blocks_for(kvd)), unsigned(n)), 256, 0, s>>>(k, L.bk.as<float>(), int(kvd));
+                kernels::add<<<dim3(unsigned(blocks_for(kvd)), unsigned(n)), 256, 0, s>>>(v, L.bv.as<float>(), int(kvd));
+            }
+            float* kc = k_cache_.as<float>() + l * kv_layer;
+            float* vc = v_cache_.as<float>() + l * kv_layer;
+            for (std::size_t t = 0; t < n; ++t)
+                kernels::rope_attention<<<c_.n_heads, 256, 256 * sizeof(float), s>>>(
+                    q + t * qd, k + t * kvd, v + t * kvd, inv_freq_.as<float>(), pos + t, c_.n_heads, c_.n_kv_heads, hd,
+                    c_.pairing == rope_pairing::neox, kc, vc, n_ctx_, scale, scores_.as<float>(), att + t * qd);
+            L.wo->gemm(att, xb2, n, s);
+            kernels::add_rmsnorm<<<nn, 1024, 0, s>>>(xb, x, xb2, L.ffn_norm.as<float>(), dim, c_.rms_eps);
+            L.w1->gemm(xb, ph1_.as<float>(), n, s);
+            L.w3->gemm(xb, ph3_.as<float>(), n, s);
+            kernels::swiglu<<<blocks_for(n * std::size_t(hid)), 256, 0, s>>>(ph1_.as<float>(), ph3_.as<float>(), int(n) * hid);
+            L.w2->gemm(ph1_.as<float>(), xb2, n, s);
+        }
+        check(cudaGetLastError(), "launching the layers");
+        if (!logits_host) return;
+        const std::size_t V = std::size_t(c_.vocab_size);
+        if (all_logits) {
+            kernels::add_rmsnorm<<<nn, 1024, 0, s>>>(xb, x, xb2, output_norm_.as<float>(), dim, c_.rms_eps);
+            output_->gemm(xb, plogits_.as<float>(), n, s);
+            check(cudaGetLastError(), "launching the classifier");
+            check(cudaMemcpyAsync(logits_host, plogits_.as<float>(), n * V * 4, cudaMemcpyDeviceToHost, s), "copying the logits");
+        } else {
+            const std::size_t last = (n - 1) * std::size_t(dim);
+            kernels::add_rmsnorm<<<1, 1024, 0, s>>>(xb + last, x + last, xb2 + last, output_norm_.as<float>(), dim, c_.rms_eps);
+            output_->gemv(xb + last, logits_.as<float>(), s);
+            check(cudaGetLastError(), "launching the classifier");
+            check(cudaMemcpyAsync(logits_host, logits_.as<float>(), V * 4, cudaMemcpyDeviceToHost, s), "copying the logits");
+        }
+        check(cudaStreamSynchronize(s), "running the tokens");
     }
 
     void capture_layers() {
@@ -672,6 +771,9 @@ class llama_gpu final : public session {
     std::unique_ptr<gpu::matrix> output_;
     device_buffer output_norm_, k_cache_, v_cache_, inv_freq_;
     device_buffer x_, xb_, xb2_, q_, k_, v_, att_, h1_, h3_, scores_, logits_;
+    // prefill's: `chunk` rows of each, and the chunk's token ids and positions.
+    static constexpr int chunk = 64;
+    device_buffer px_, pxb_, pxb2_, pq_, pk_, pv_, patt_, ph1_, ph3_, plogits_, ptok_;
 };
 
 // The builder owns the engine until finish(); the session returned then shares it.
