@@ -11,7 +11,7 @@
 //   embedding a dense device table (fp16; fp32 for an f32 model) read one row per token; a tied
 //             classifier is the same matrix uploaded as stored.
 //   cache     fp32 [layer, position, kv_dim], as on the CPU.
-//   prompt    in chunks of 64 tokens (prefill): each matrix once per chunk through its format's
+//   prompt    in chunks of 256 tokens (prefill): each matrix once per chunk through its format's
 //             GEMM (kernel/cuda/gemm.cuh), attention token by token; generated tokens one at a
 //             time (step).
 //   launches  the layers of a token are one CUDA graph, replayed for every token (they read the
@@ -408,7 +408,7 @@ class llama_gpu final : public session {
         pq_ = device_buffer(C * std::size_t(c.q_dim()) * 4), patt_ = device_buffer(C * std::size_t(c.q_dim()) * 4);
         pk_ = device_buffer(C * std::size_t(c.kv_dim()) * 4), pv_ = device_buffer(C * std::size_t(c.kv_dim()) * 4);
         ph1_ = device_buffer(C * hid * 4), ph3_ = device_buffer(C * hid * 4);
-        plogits_ = device_buffer(C * std::size_t(c.vocab_size) * 4);
+        plogits_ = device_buffer(std::size_t(logit_rows) * std::size_t(c.vocab_size) * 4);
         ptok_ = device_buffer(2 * C * sizeof(int));
         // Token and position of each step, written by the host into pinned memory and copied
         // with the step's kernels, so that a step never waits for the previous one's copy.
@@ -646,9 +646,13 @@ class llama_gpu final : public session {
         const std::size_t V = std::size_t(c_.vocab_size);
         if (all_logits) {
             kernels::add_rmsnorm<<<nn, 1024, 0, s>>>(xb, x, xb2, output_norm_.as<float>(), dim, c_.rms_eps);
-            output_->gemm(xb, plogits_.as<float>(), n, s);
-            check(cudaGetLastError(), "launching the classifier");
-            check(cudaMemcpyAsync(logits_host, plogits_.as<float>(), n * V * 4, cudaMemcpyDeviceToHost, s), "copying the logits");
+            for (std::size_t r0 = 0; r0 < n; r0 += std::size_t(logit_rows)) {  // logit_rows rows of logits at a time
+                const std::size_t m = std::min<std::size_t>(std::size_t(logit_rows), n - r0);
+                output_->gemm(xb + r0 * std::size_t(dim), plogits_.as<float>(), m, s);
+                check(cudaGetLastError(), "launching the classifier");
+                check(cudaMemcpyAsync(logits_host + r0 * V, plogits_.as<float>(), m * V * 4, cudaMemcpyDeviceToHost, s),
+                      "copying the logits");
+            }
         } else {
             const std::size_t last = (n - 1) * std::size_t(dim);
             kernels::add_rmsnorm<<<1, 1024, 0, s>>>(xb + last, x + last, xb2 + last, output_norm_.as<float>(), dim, c_.rms_eps);
@@ -771,8 +775,9 @@ class llama_gpu final : public session {
     std::unique_ptr<gpu::matrix> output_;
     device_buffer output_norm_, k_cache_, v_cache_, inv_freq_;
     device_buffer x_, xb_, xb2_, q_, k_, v_, att_, h1_, h3_, scores_, logits_;
-    // prefill's: `chunk` rows of each, and the chunk's token ids and positions.
-    static constexpr int chunk = 64;
+    // prefill's: `chunk` rows of each (256: a GEMM at 64 tokens left most of an H100 idle, 2048
+    // rows in 32 blocks), logits `logit_rows` rows at a time, and the chunk's ids and positions.
+    static constexpr int chunk = 256, logit_rows = 64;
     device_buffer px_, pxb_, pxb2_, pq_, pk_, pv_, patt_, ph1_, ph3_, plogits_, ptok_;
 };
 
