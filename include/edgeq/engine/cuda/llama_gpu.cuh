@@ -402,13 +402,15 @@ class llama_gpu final : public session {
         h1_ = device_buffer(hid * 4), h3_ = device_buffer(hid * 4);
         scores_ = device_buffer(std::size_t(c.n_heads) * std::size_t(n_ctx_) * 4);
         logits_ = device_buffer(std::size_t(c.vocab_size) * 4);
-        // A prompt goes through in chunks of up to `chunk` tokens (prefill), with buffers of its own.
-        const std::size_t C = std::size_t(chunk);
+        // A prompt goes through in chunks of up to `chunk` tokens (prefill), with buffers of its own
+        // (no more rows than the context holds).
+        chunk_ = n_ctx_ < chunk ? n_ctx_ : chunk;
+        const std::size_t C = std::size_t(chunk_);
         px_ = device_buffer(C * dim * 4), pxb_ = device_buffer(C * dim * 4), pxb2_ = device_buffer(C * dim * 4);
         pq_ = device_buffer(C * std::size_t(c.q_dim()) * 4), patt_ = device_buffer(C * std::size_t(c.q_dim()) * 4);
         pk_ = device_buffer(C * std::size_t(c.kv_dim()) * 4), pv_ = device_buffer(C * std::size_t(c.kv_dim()) * 4);
         ph1_ = device_buffer(C * hid * 4), ph3_ = device_buffer(C * hid * 4);
-        plogits_ = device_buffer(std::size_t(logit_rows) * std::size_t(c.vocab_size) * 4);
+        plogits_ = device_buffer(std::size_t(chunk_ < logit_rows ? chunk_ : logit_rows) * std::size_t(c.vocab_size) * 4);
         ptok_ = device_buffer(2 * C * sizeof(int));
         // Token and position of each step, written by the host into pinned memory and copied
         // with the step's kernels, so that a step never waits for the previous one's copy.
@@ -500,8 +502,8 @@ class llama_gpu final : public session {
             ++pos_;
             return;
         }
-        for (std::size_t t0 = 0; t0 < n; t0 += std::size_t(chunk)) {
-            const std::size_t m = std::min<std::size_t>(std::size_t(chunk), n - t0);
+        for (std::size_t t0 = 0; t0 < n; t0 += std::size_t(chunk_)) {
+            const std::size_t m = std::min<std::size_t>(std::size_t(chunk_), n - t0);
             const bool last = t0 + m == n;
             prefill(tokens + t0, m, all_logits ? logits + t0 * V : last ? logits : nullptr, all_logits);
             pos_ += int(m);
@@ -591,7 +593,7 @@ class llama_gpu final : public session {
         check(cudaStreamSynchronize(s), "running the token");
     }
 
-    // Tokens pos_ .. pos_ + n - 1 (n <= chunk) at once: each matrix as one GEMM over the n tokens,
+    // Tokens pos_ .. pos_ + n - 1 (n <= chunk_) at once: each matrix as one GEMM over the n tokens,
     // the norms, SwiGLU and biases over all rows, and RoPE + cache + attention token by token
     // (each reads the cache rows the previous ones wrote). Logits: every row's when all_logits
     // (to logits_host, n rows), else the last row's (when logits_host is not null).
@@ -646,8 +648,9 @@ class llama_gpu final : public session {
         const std::size_t V = std::size_t(c_.vocab_size);
         if (all_logits) {
             kernels::add_rmsnorm<<<nn, 1024, 0, s>>>(xb, x, xb2, output_norm_.as<float>(), dim, c_.rms_eps);
-            for (std::size_t r0 = 0; r0 < n; r0 += std::size_t(logit_rows)) {  // logit_rows rows of logits at a time
-                const std::size_t m = std::min<std::size_t>(std::size_t(logit_rows), n - r0);
+            const std::size_t rows = std::size_t(chunk_ < logit_rows ? chunk_ : logit_rows);  // rows of logits at a time
+            for (std::size_t r0 = 0; r0 < n; r0 += rows) {
+                const std::size_t m = std::min(rows, n - r0);
                 output_->gemm(xb + r0 * std::size_t(dim), plogits_.as<float>(), m, s);
                 check(cudaGetLastError(), "launching the classifier");
                 check(cudaMemcpyAsync(logits_host + r0 * V, plogits_.as<float>(), m * V * 4, cudaMemcpyDeviceToHost, s),
@@ -775,9 +778,11 @@ class llama_gpu final : public session {
     std::unique_ptr<gpu::matrix> output_;
     device_buffer output_norm_, k_cache_, v_cache_, inv_freq_;
     device_buffer x_, xb_, xb2_, q_, k_, v_, att_, h1_, h3_, scores_, logits_;
-    // prefill's: `chunk` rows of each (256: a GEMM at 64 tokens left most of an H100 idle, 2048
-    // rows in 32 blocks), logits `logit_rows` rows at a time, and the chunk's ids and positions.
+    // prefill's: chunk_ rows of each (256, or the context if shorter: a GEMM at 64 tokens left
+    // most of an H100 idle, 2048 rows in 32 blocks), logits up to logit_rows rows at a time, and
+    // the chunk's ids and positions.
     static constexpr int chunk = 256, logit_rows = 64;
+    int chunk_ = chunk;
     device_buffer px_, pxb_, pxb2_, pq_, pk_, pv_, patt_, ph1_, ph3_, plogits_, ptok_;
 };
 
