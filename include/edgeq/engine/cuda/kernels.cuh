@@ -99,43 +99,19 @@ __device__ inline void rope_pair(float& a, float& b, int p, float inv_freq) {
     b = a0 * s + b0 * c;
 }
 
-// RoPE, KV-cache store and causal grouped-query attention of the token at *pos, one launch: a
-// block per query head h (kv head h / (n_heads / n_kv_heads)). The block rotates its q head and
-// its kv head's k in shared memory; the first block of each kv group writes k and v to the cache
-// row of the position, and every block reads that row from its own copy (no block waits for
-// another). neox pairs i with i + hd/2, interleaved 2i with 2i + 1 (config.hpp). Scores in
-// `scores` ([n_heads, n_ctx] scratch). blockDim.x: a multiple of 32 and at least hd.
-__global__ void rope_attention(const float* q, const float* k, const float* v, const float* inv_freq, const int* pos,
-                               int n_heads, int n_kv_heads, int hd, bool neox, float* k_cache, float* v_cache, int n_ctx,
-                               float scale, float* scores, float* out) {
-    __shared__ float red[32];
-    __shared__ float qs[256], ks[256];
-    extern __shared__ float partial[];  // blockDim.x floats
-    const int group = n_heads / n_kv_heads;
-    const int h = int(blockIdx.x), kvh = h / group, kvd = n_kv_heads * hd, half = hd / 2;
-    const int p = *pos, len = p + 1;
-    const int t = int(threadIdx.x);
-    if (t < half) {
-        const int ia = neox ? t : 2 * t, ib = neox ? t + half : 2 * t + 1;
-        float a = q[h * hd + ia], b = q[h * hd + ib];
-        rope_pair(a, b, p, inv_freq[t]);
-        qs[ia] = a, qs[ib] = b;
-        a = k[kvh * hd + ia], b = k[kvh * hd + ib];
-        rope_pair(a, b, p, inv_freq[t]);
-        ks[ia] = a, ks[ib] = b;
-        if (h % group == 0) {
-            float* kc = k_cache + std::size_t(p) * std::size_t(kvd) + std::size_t(kvh) * std::size_t(hd);
-            kc[ia] = a, kc[ib] = b;
-        }
-    }
-    if (h % group == 0 && t < hd)
-        v_cache[std::size_t(p) * std::size_t(kvd) + std::size_t(kvh) * std::size_t(hd) + std::size_t(t)] = v[kvh * hd + t];
-    __syncthreads();
-    float* s = scores + std::size_t(h) * std::size_t(n_ctx);
+// Causal attention of one query head (already rotated, in qs) at position p over the cache rows
+// 0 .. p of kv head kvh, into out (hd values); row p's k and v from ks / vp when given (the
+// launch that writes them), else from the cache. s: len = p + 1 floats of scratch; partial:
+// blockDim.x floats; blockDim.x a multiple of 32 and at least hd.
+__device__ inline void attend(const float* qs, int p, const float* ks, const float* vp, const float* k_cache,
+                              const float* v_cache, int kvd, int kvh, int hd, float scale, float* s, float* partial, float* red,
+                              float* out) {
+    const int len = p + 1, t = int(threadIdx.x);
     const int warp = t / 32, lane = t % 32, warps = int(blockDim.x) / 32;
-    // Scores: a warp per cache row; the row of this position from shared memory.
+    const std::size_t head = std::size_t(kvh) * std::size_t(hd);
+    // Scores: a warp per cache row.
     for (int j = warp; j < len; j += warps) {
-        const float* kj = j == p ? ks : k_cache + std::size_t(j) * std::size_t(kvd) + std::size_t(kvh) * std::size_t(hd);
+        const float* kj = j == p && ks ? ks : k_cache + std::size_t(j) * std::size_t(kvd) + head;
         float dot = 0.0f;
         for (int i = lane; i < hd; i += 32) dot += qs[i] * kj[i];
         for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
@@ -154,18 +130,92 @@ __global__ void rope_attention(const float* q, const float* k, const float* v, c
     sum = block_sum(sum, red);  // its barriers also order the writes of s before the reads below
     // Output: thread t sums dimension t % hd over the rows j = t / hd, t / hd + slices, ...
     const int slices = int(blockDim.x) / hd, d = t % hd, slice = t / hd;
-    const float* vp = v + kvh * hd;
     float o = 0.0f;
     if (slice < slices)
         for (int j = slice; j < len; j += slices)
-            o += s[j] * (j == p ? vp[d] : v_cache[std::size_t(j) * std::size_t(kvd) + std::size_t(kvh) * std::size_t(hd) + std::size_t(d)]);
+            o += s[j] * (j == p && vp ? vp[d] : v_cache[std::size_t(j) * std::size_t(kvd) + head + std::size_t(d)]);
     partial[t] = o;
     __syncthreads();
     if (t < hd) {
         float acc = 0.0f;
         for (int sl = 0; sl < slices; ++sl) acc += partial[sl * hd + t];
-        out[h * hd + t] = acc / sum;
+        out[t] = acc / sum;
     }
+}
+
+// RoPE, KV-cache store and causal grouped-query attention of the token at *pos, one launch: a
+// block per query head h (kv head h / (n_heads / n_kv_heads)). The block rotates its q head and
+// its kv head's k in shared memory; the first block of each kv group writes k and v to the cache
+// row of the position, and every block reads that row from its own copy (no block waits for
+// another). neox pairs i with i + hd/2, interleaved 2i with 2i + 1 (config.hpp). Scores in
+// `scores` ([n_heads, n_ctx] scratch). blockDim.x: a multiple of 32 and at least hd.
+__global__ void rope_attention(const float* q, const float* k, const float* v, const float* inv_freq, const int* pos,
+                               int n_heads, int n_kv_heads, int hd, bool neox, float* k_cache, float* v_cache, int n_ctx,
+                               float scale, float* scores, float* out) {
+    __shared__ float red[32];
+    __shared__ float qs[256], ks[256];
+    extern __shared__ float partial[];  // blockDim.x floats
+    const int group = n_heads / n_kv_heads;
+    const int h = int(blockIdx.x), kvh = h / group, kvd = n_kv_heads * hd, half = hd / 2;
+    const int p = *pos;
+    const int t = int(threadIdx.x);
+    if (t < half) {
+        const int ia = neox ? t : 2 * t, ib = neox ? t + half : 2 * t + 1;
+        float a = q[h * hd + ia], b = q[h * hd + ib];
+        rope_pair(a, b, p, inv_freq[t]);
+        qs[ia] = a, qs[ib] = b;
+        a = k[kvh * hd + ia], b = k[kvh * hd + ib];
+        rope_pair(a, b, p, inv_freq[t]);
+        ks[ia] = a, ks[ib] = b;
+        if (h % group == 0) {
+            float* kc = k_cache + std::size_t(p) * std::size_t(kvd) + std::size_t(kvh) * std::size_t(hd);
+            kc[ia] = a, kc[ib] = b;
+        }
+    }
+    if (h % group == 0 && t < hd)
+        v_cache[std::size_t(p) * std::size_t(kvd) + std::size_t(kvh) * std::size_t(hd) + std::size_t(t)] = v[kvh * hd + t];
+    __syncthreads();
+    attend(qs, p, ks, v + kvh * hd, k_cache, v_cache, kvd, kvh, hd, scale, scores + std::size_t(h) * std::size_t(n_ctx), partial, red,
+           out + h * hd);
+}
+
+// A batch of tokens (prefill), first launch: RoPE of each token's k and the store of its k and
+// v rows into the cache at pos[token]; a block per (kv head, token), blockDim.x >= hd.
+__global__ void rope_store(const float* k, const float* v, const float* inv_freq, const int* pos, int n_kv_heads, int hd,
+                           bool neox, float* k_cache, float* v_cache) {
+    const int kvh = int(blockIdx.x), kvd = n_kv_heads * hd, half = hd / 2, t = int(threadIdx.x);
+    const int p = pos[blockIdx.y];
+    const std::size_t src = std::size_t(blockIdx.y) * std::size_t(kvd) + std::size_t(kvh) * std::size_t(hd);
+    const std::size_t dst = std::size_t(p) * std::size_t(kvd) + std::size_t(kvh) * std::size_t(hd);
+    if (t < half) {
+        const int ia = neox ? t : 2 * t, ib = neox ? t + half : 2 * t + 1;
+        float a = k[src + std::size_t(ia)], b = k[src + std::size_t(ib)];
+        rope_pair(a, b, p, inv_freq[t]);
+        k_cache[dst + std::size_t(ia)] = a, k_cache[dst + std::size_t(ib)] = b;
+    }
+    if (t < hd) v_cache[dst + std::size_t(t)] = v[src + std::size_t(t)];
+}
+
+// Second launch: each token's attention over the cache rows 0 .. pos[token], all of them written
+// by rope_store or earlier; a block per (query head, token). Dynamic shared memory: blockDim.x +
+// n_ctx floats (partial sums, then the scores).
+__global__ void attention_cached(const float* q, const float* inv_freq, const int* pos, int n_heads, int n_kv_heads, int hd,
+                                 bool neox, const float* k_cache, const float* v_cache, float scale, float* out) {
+    __shared__ float red[32];
+    __shared__ float qs[256];
+    extern __shared__ float dyn[];
+    const int group = n_heads / n_kv_heads;
+    const int h = int(blockIdx.x), kvh = h / group, kvd = n_kv_heads * hd, half = hd / 2, t = int(threadIdx.x);
+    const int p = pos[blockIdx.y];
+    const std::size_t row = std::size_t(blockIdx.y) * std::size_t(n_heads) * std::size_t(hd) + std::size_t(h) * std::size_t(hd);
+    if (t < half) {
+        const int ia = neox ? t : 2 * t, ib = neox ? t + half : 2 * t + 1;
+        float a = q[row + std::size_t(ia)], b = q[row + std::size_t(ib)];
+        rope_pair(a, b, p, inv_freq[t]);
+        qs[ia] = a, qs[ib] = b;
+    }
+    __syncthreads();
+    attend(qs, p, nullptr, nullptr, k_cache, v_cache, kvd, kvh, hd, scale, dyn + blockDim.x, dyn, red, out + row);
 }
 
 // y = W x for a dense row-major W of float or half: a warp per row, fp32 sums; 16-byte loads when

@@ -12,8 +12,8 @@
 //             classifier is the same matrix uploaded as stored.
 //   cache     fp32 [layer, position, kv_dim], as on the CPU.
 //   prompt    in chunks of 256 tokens (prefill): each matrix once per chunk through its format's
-//             GEMM (kernel/cuda/gemm.cuh), attention token by token; generated tokens one at a
-//             time (step).
+//             GEMM (kernel/cuda/gemm.cuh), the chunk's k and v into the cache, then its
+//             attention in one launch; generated tokens one at a time (step).
 //   launches  the layers of a token are one CUDA graph, replayed for every token (they read the
 //             token id and position from device memory); 11 kernels per layer, q | k | v and
 //             gate | up as parallel branches (layers()).
@@ -593,9 +593,9 @@ class llama_gpu final : public session {
         check(cudaStreamSynchronize(s), "running the token");
     }
 
-    // Tokens pos_ .. pos_ + n - 1 (n <= chunk_) at once: each matrix as one GEMM over the n tokens,
-    // the norms, SwiGLU and biases over all rows, and RoPE + cache + attention token by token
-    // (each reads the cache rows the previous ones wrote). Logits: every row's when all_logits
+    // Tokens pos_ .. pos_ + n - 1 (n <= chunk_) at once: each matrix as one GEMM over the n tokens
+    // (q | k | v and gate | up side by side), the norms, SwiGLU and biases over all rows, RoPE of k
+    // and the cache store of every token, then every token's attention over the cache. Logits: every row's when all_logits
     // (to logits_host, n rows), else the last row's (when logits_host is not null).
     void prefill(const int* tokens, std::size_t n, float* logits_host, bool all_logits) {
         const int dim = c_.dim, hid = c_.hidden_dim, hd = c_.head_size(), nn = int(n);
@@ -622,9 +622,7 @@ class llama_gpu final : public session {
                 kernels::rmsnorm<<<nn, 1024, 0, s>>>(xb, x, L.attn_norm.as<float>(), dim, c_.rms_eps);
             else
                 kernels::add_rmsnorm<<<nn, 1024, 0, s>>>(xb, x, xb2, L.attn_norm.as<float>(), dim, c_.rms_eps);
-            L.wq->gemm(xb, q, n, s);
-            L.wk->gemm(xb, k, n, s);
-            L.wv->gemm(xb, v, n, s);
+            side_by_side(s, *L.wq, xb, q, L.wk.get(), k, L.wv.get(), v, n);
             if (c_.qkv_bias) {
                 kernels::add<<<dim3(unsigned(blocks_for(qd)), unsigned(n)), 256, 0, s>>>(q, L.bq.as<float>(), int(qd));
                 kernels::add<<<dim3(unsigned(blocks_for(kvd)), unsigned(n)), 256, 0, s>>>(k, L.bk.as<float>(), int(kvd));
@@ -632,14 +630,22 @@ class llama_gpu final : public session {
             }
             float* kc = k_cache_.as<float>() + l * kv_layer;
             float* vc = v_cache_.as<float>() + l * kv_layer;
-            for (std::size_t t = 0; t < n; ++t)
-                kernels::rope_attention<<<c_.n_heads, 256, 256 * sizeof(float), s>>>(
-                    q + t * qd, k + t * kvd, v + t * kvd, inv_freq_.as<float>(), pos + t, c_.n_heads, c_.n_kv_heads, hd,
-                    c_.pairing == rope_pairing::neox, kc, vc, n_ctx_, scale, scores_.as<float>(), att + t * qd);
+            const bool neox = c_.pairing == rope_pairing::neox;
+            const std::size_t smem = (256 + std::size_t(n_ctx_)) * sizeof(float);  // attention_cached's
+            if (smem <= 48 * 1024) {  // every token's k and v into the cache, then every token's attention
+                kernels::rope_store<<<dim3(unsigned(c_.n_kv_heads), unsigned(n)), 256, 0, s>>>(k, v, inv_freq_.as<float>(), pos,
+                                                                                                c_.n_kv_heads, hd, neox, kc, vc);
+                kernels::attention_cached<<<dim3(unsigned(c_.n_heads), unsigned(n)), 256, smem, s>>>(
+                    q, inv_freq_.as<float>(), pos, c_.n_heads, c_.n_kv_heads, hd, neox, kc, vc, scale, att);
+            } else {  // contexts beyond 12032 positions: the scores in global scratch, a launch per token
+                for (std::size_t t = 0; t < n; ++t)
+                    kernels::rope_attention<<<c_.n_heads, 256, 256 * sizeof(float), s>>>(
+                        q + t * qd, k + t * kvd, v + t * kvd, inv_freq_.as<float>(), pos + t, c_.n_heads, c_.n_kv_heads, hd, neox,
+                        kc, vc, n_ctx_, scale, scores_.as<float>(), att + t * qd);
+            }
             L.wo->gemm(att, xb2, n, s);
             kernels::add_rmsnorm<<<nn, 1024, 0, s>>>(xb, x, xb2, L.ffn_norm.as<float>(), dim, c_.rms_eps);
-            L.w1->gemm(xb, ph1_.as<float>(), n, s);
-            L.w3->gemm(xb, ph3_.as<float>(), n, s);
+            side_by_side(s, *L.w1, xb, ph1_.as<float>(), L.w3.get(), ph3_.as<float>(), nullptr, nullptr, n);
             kernels::swiglu<<<blocks_for(n * std::size_t(hid)), 256, 0, s>>>(ph1_.as<float>(), ph3_.as<float>(), int(n) * hid);
             L.w2->gemm(ph1_.as<float>(), xb2, n, s);
         }
@@ -742,18 +748,25 @@ class llama_gpu final : public session {
 
     // y0 = a x on s, y1 = b x and y2 = c x (c may be null) on side streams that fork from s and
     // join it again: independent GEMVs overlap instead of queueing (captured as graph branches).
+    // With n > 0, the GEMMs of n tokens (prefill).
     void side_by_side(cudaStream_t s, const gpu::matrix& a, const float* x, float* y0, const gpu::matrix* b, float* y1,
-                      const gpu::matrix* c, float* y2) {
+                      const gpu::matrix* c, float* y2, std::size_t n = 0) {
+        const auto run = [n](const gpu::matrix& m, const float* in, float* out, cudaStream_t st) {
+            if (n)
+                m.gemm(in, out, n, st);
+            else
+                m.gemv(in, out, st);
+        };
         check(cudaEventRecord(fork_, s), "recording an event");
         check(cudaStreamWaitEvent(side_[0], fork_, 0), "forking a stream");
-        b->gemv(x, y1, side_[0]);
+        run(*b, x, y1, side_[0]);
         check(cudaEventRecord(join_[0], side_[0]), "recording an event");
         if (c) {
             check(cudaStreamWaitEvent(side_[1], fork_, 0), "forking a stream");
-            c->gemv(x, y2, side_[1]);
+            run(*c, x, y2, side_[1]);
             check(cudaEventRecord(join_[1], side_[1]), "recording an event");
         }
-        a.gemv(x, y0, s);
+        run(a, x, y0, s);
         check(cudaStreamWaitEvent(s, join_[0], 0), "joining a stream");
         if (c) check(cudaStreamWaitEvent(s, join_[1], 0), "joining a stream");
     }
