@@ -204,7 +204,7 @@ inline std::string report_md(const std::vector<row>& rows, const run_info& info,
          "baseline's.\n";
     if (gpu)
         o += "- **On the GPU** (`--device cuda`): `edgeq run` and `edgeq perplexity` ran with `--device cuda` (the GPU "
-             "engine, docs/cuda.md; the prompt token by token); quantization and the KL divergence (a second `edgeq "
+             "engine, docs/cuda.md; the prompt in chunks of 256 tokens); quantization and the KL divergence (a second `edgeq "
              "perplexity --kl-base` on the CPU) did not.\n";
     o += "- **prompt / decode tok/s**: `edgeq run` with the first " + std::to_string(info.options.value("speed_prompt_bytes", 0)) +
          " bytes of the evaluation text as prompt (" + (rows.empty() || !known(rows[0].prompt_tokens) ? std::string("-") :
