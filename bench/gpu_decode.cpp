@@ -12,6 +12,7 @@
 //         -L/usr/local/cuda/lib64 -lcudart_static -lrt -ldl -lpthread -o build/gpu_decode
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -45,10 +46,10 @@ struct blob_maker {
         std::memcpy(p, &h, 2);
     }
     template <class Block>
-    std::vector<std::uint8_t> blocks(std::size_t rows, std::size_t cols, std::size_t d_offsets) {
+    std::vector<std::uint8_t> blocks(std::size_t rows, std::size_t cols, std::size_t d_offsets, std::size_t d_at = 0) {
         std::vector<std::uint8_t> b = random(rows * cols / Block::weights * sizeof(Block));
         for (std::size_t i = 0; i < b.size(); i += sizeof(Block))
-            for (std::size_t k = 0; k < d_offsets; ++k) put_half(&b[i + 2 * k], 0.001f);
+            for (std::size_t k = 0; k < d_offsets; ++k) put_half(&b[i + d_at + 2 * k], 0.001f);
         return b;
     }
     template <class F>
@@ -67,6 +68,7 @@ struct blob_maker {
         if (scheme == "q4_0") return blocks<ggml::block_q4_0>(rows, cols, 1);
         if (scheme == "q8_0") return blocks<ggml::block_q8_0>(rows, cols, 1);
         if (scheme == "q4_k") return blocks<ggml::block_q4_K>(rows, cols, 2);
+        if (scheme == "q6_k") return blocks<ggml::block_q6_K>(rows, cols, 1, offsetof(ggml::block_q6_K, d));
         if (scheme == "int3-g128") return grouped<grouped_format<uniform_grid, 3, 128, false, fp16_t>>(rows, cols);
         if (scheme == "int4-g128") return grouped<grouped_format<uniform_grid, 4, 128, false, fp16_t>>(rows, cols);
         if (scheme == "int8-g128") return grouped<grouped_format<uniform_grid, 8, 128, false, fp16_t>>(rows, cols);
@@ -159,6 +161,7 @@ int main(int argc, char** argv) {
             const char* math_name;
         } cases[] = {{"int4-g128", gpu::arithmetic::half, "half"}, {"int4-g128", gpu::arithmetic::fp32, "fp32"},
                      {"q4_0", gpu::arithmetic::half, "half"},      {"q4_k", gpu::arithmetic::half, "half"},
+                     {"q6_k", gpu::arithmetic::half, "half"},
                      {"q8_0", gpu::arithmetic::half, "half"},      {"int8-g128", gpu::arithmetic::half, "half"},
                      {"int3-g128", gpu::arithmetic::half, "half"}, {"f16", gpu::arithmetic::half, "(fp16 rows)"}};
         std::string described;

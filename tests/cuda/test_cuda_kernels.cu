@@ -184,8 +184,8 @@ void check_gemv_format() {
 
 template <class F>
 void check_gemm_format() {
-    // 3 and 16 tokens: the batched GEMV; 23 = 16 + 4 + 2 + 1 launches for a format without the
-    // tiled kernel; 77 and 130: the tiled kernel with partial tiles of rows and tokens.
+    // 3 and 16 tokens: the batched GEMV; 23, 77 and 130: the tiled kernel with partial tiles of
+    // rows and tokens (Q6_K through its units of consecutive columns, q6_K_columns).
     const std::size_t tokens[] = {3, 16, 23, 77, 130};
     for (const std::size_t n : tokens) {
         check_case<F, float, float>("gemm f32", 75, 512, n, [n](const qview<F>& w, const float* x, float* y) {

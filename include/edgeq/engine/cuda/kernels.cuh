@@ -89,14 +89,18 @@ __global__ void swiglu(float* h1, const float* h3, int n) {
     }
 }
 
-// The rotation of one RoPE pair (a, b) at position p, as llama.hpp computes it: the angle
-// float(p) * inv_freq, cosf/sinf (not the fast intrinsics).
-__device__ inline void rope_pair(float& a, float& b, int p, float inv_freq) {
-    const float angle = float(p) * inv_freq;
+// RoPE of one head of hd values at position p, src to dst: thread t < hd / 2 rotates pair t (neox:
+// values t and t + hd/2; interleaved: 2t and 2t + 1; config.hpp) as llama.hpp does: the angle
+// float(p) * inv_freq[t], cosf/sinf (not the fast intrinsics).
+__device__ inline void rope_head(const float* src, float* dst, int p, const float* inv_freq, int hd, bool neox) {
+    const int t = int(threadIdx.x), half = hd / 2;
+    if (t >= half) return;
+    const int ia = neox ? t : 2 * t, ib = neox ? t + half : 2 * t + 1;
+    const float angle = float(p) * inv_freq[t];
     const float c = cosf(angle), s = sinf(angle);
-    const float a0 = a, b0 = b;
-    a = a0 * c - b0 * s;
-    b = a0 * s + b0 * c;
+    const float a = src[ia], b = src[ib];
+    dst[ia] = a * c - b * s;
+    dst[ib] = a * s + b * c;
 }
 
 // Causal attention of one query head (already rotated, in qs) at position p over the cache rows
@@ -147,8 +151,7 @@ __device__ inline void attend(const float* qs, int p, const float* ks, const flo
 // block per query head h (kv head h / (n_heads / n_kv_heads)). The block rotates its q head and
 // its kv head's k in shared memory; the first block of each kv group writes k and v to the cache
 // row of the position, and every block reads that row from its own copy (no block waits for
-// another). neox pairs i with i + hd/2, interleaved 2i with 2i + 1 (config.hpp). Scores in
-// `scores` ([n_heads, n_ctx] scratch). blockDim.x: a multiple of 32 and at least hd.
+// another). Scores in `scores` ([n_heads, n_ctx] scratch). blockDim.x: a multiple of 32 and at least hd.
 __global__ void rope_attention(const float* q, const float* k, const float* v, const float* inv_freq, const int* pos,
                                int n_heads, int n_kv_heads, int hd, bool neox, float* k_cache, float* v_cache, int n_ctx,
                                float scale, float* scores, float* out) {
@@ -156,25 +159,17 @@ __global__ void rope_attention(const float* q, const float* k, const float* v, c
     __shared__ float qs[256], ks[256];
     extern __shared__ float partial[];  // blockDim.x floats
     const int group = n_heads / n_kv_heads;
-    const int h = int(blockIdx.x), kvh = h / group, kvd = n_kv_heads * hd, half = hd / 2;
+    const int h = int(blockIdx.x), kvh = h / group, kvd = n_kv_heads * hd;
     const int p = *pos;
     const int t = int(threadIdx.x);
-    if (t < half) {
-        const int ia = neox ? t : 2 * t, ib = neox ? t + half : 2 * t + 1;
-        float a = q[h * hd + ia], b = q[h * hd + ib];
-        rope_pair(a, b, p, inv_freq[t]);
-        qs[ia] = a, qs[ib] = b;
-        a = k[kvh * hd + ia], b = k[kvh * hd + ib];
-        rope_pair(a, b, p, inv_freq[t]);
-        ks[ia] = a, ks[ib] = b;
-        if (h % group == 0) {
-            float* kc = k_cache + std::size_t(p) * std::size_t(kvd) + std::size_t(kvh) * std::size_t(hd);
-            kc[ia] = a, kc[ib] = b;
-        }
-    }
-    if (h % group == 0 && t < hd)
-        v_cache[std::size_t(p) * std::size_t(kvd) + std::size_t(kvh) * std::size_t(hd) + std::size_t(t)] = v[kvh * hd + t];
+    rope_head(q + h * hd, qs, p, inv_freq, hd, neox);
+    rope_head(k + kvh * hd, ks, p, inv_freq, hd, neox);
     __syncthreads();
+    if (h % group == 0 && t < hd) {
+        const std::size_t c = std::size_t(p) * std::size_t(kvd) + std::size_t(kvh) * std::size_t(hd) + std::size_t(t);
+        k_cache[c] = ks[t];
+        v_cache[c] = v[kvh * hd + t];
+    }
     attend(qs, p, ks, v + kvh * hd, k_cache, v_cache, kvd, kvh, hd, scale, scores + std::size_t(h) * std::size_t(n_ctx), partial, red,
            out + h * hd);
 }
@@ -183,16 +178,11 @@ __global__ void rope_attention(const float* q, const float* k, const float* v, c
 // v rows into the cache at pos[token]; a block per (kv head, token), blockDim.x >= hd.
 __global__ void rope_store(const float* k, const float* v, const float* inv_freq, const int* pos, int n_kv_heads, int hd,
                            bool neox, float* k_cache, float* v_cache) {
-    const int kvh = int(blockIdx.x), kvd = n_kv_heads * hd, half = hd / 2, t = int(threadIdx.x);
+    const int kvh = int(blockIdx.x), kvd = n_kv_heads * hd, t = int(threadIdx.x);
     const int p = pos[blockIdx.y];
     const std::size_t src = std::size_t(blockIdx.y) * std::size_t(kvd) + std::size_t(kvh) * std::size_t(hd);
     const std::size_t dst = std::size_t(p) * std::size_t(kvd) + std::size_t(kvh) * std::size_t(hd);
-    if (t < half) {
-        const int ia = neox ? t : 2 * t, ib = neox ? t + half : 2 * t + 1;
-        float a = k[src + std::size_t(ia)], b = k[src + std::size_t(ib)];
-        rope_pair(a, b, p, inv_freq[t]);
-        k_cache[dst + std::size_t(ia)] = a, k_cache[dst + std::size_t(ib)] = b;
-    }
+    rope_head(k + src, k_cache + dst, p, inv_freq, hd, neox);
     if (t < hd) v_cache[dst + std::size_t(t)] = v[src + std::size_t(t)];
 }
 
@@ -205,15 +195,10 @@ __global__ void attention_cached(const float* q, const float* inv_freq, const in
     __shared__ float qs[256];
     extern __shared__ float dyn[];
     const int group = n_heads / n_kv_heads;
-    const int h = int(blockIdx.x), kvh = h / group, kvd = n_kv_heads * hd, half = hd / 2, t = int(threadIdx.x);
+    const int h = int(blockIdx.x), kvh = h / group, kvd = n_kv_heads * hd;
     const int p = pos[blockIdx.y];
     const std::size_t row = std::size_t(blockIdx.y) * std::size_t(n_heads) * std::size_t(hd) + std::size_t(h) * std::size_t(hd);
-    if (t < half) {
-        const int ia = neox ? t : 2 * t, ib = neox ? t + half : 2 * t + 1;
-        float a = q[row + std::size_t(ia)], b = q[row + std::size_t(ib)];
-        rope_pair(a, b, p, inv_freq[t]);
-        qs[ia] = a, qs[ib] = b;
-    }
+    rope_head(q + row, qs, p, inv_freq, hd, neox);
     __syncthreads();
     attend(qs, p, nullptr, nullptr, k_cache, v_cache, kvd, kvh, hd, scale, dyn + blockDim.x, dyn, red, out + row);
 }

@@ -62,7 +62,7 @@ __global__ void __launch_bounds__(256) gemm_tiled_kernel(const A a, const XT* __
 #pragma unroll
             for (int i = 0; i < 16; ++i) {
                 const float2 f = __half22float2(v[i]);
-                const float sc = s[(i / 4) % A::groups];
+                const float sc = s[run_scale<A>(i / 4)];
                 const int c = 32 * du + 2 * i;
                 ws[c][ml] = fmaf(sc, f.x, -m);
                 ws[c + 1][ml] = fmaf(sc, f.y, -m);
@@ -117,10 +117,11 @@ void launch_gemm_impl(const A& a, const XT* x, YT* y, std::size_t n, cudaStream_
     const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) throw error(std::string("cuda::gemm: kernel launch failed: ") + cudaGetErrorString(e));
 }
-// Formats whose units do not cover consecutive columns (Q6_K) take 16 tokens per launch.
+// Formats whose units gather columns from across a block (Q6_K) give the tiled kernel a view
+// of the same bytes in units of consecutive columns (A::columns()).
 template <class A, class XT, class YT>
 void launch_gemm_impl(const A& a, const XT* x, YT* y, std::size_t n, cudaStream_t stream, std::false_type) {
-    launch_gemv<gemv_config<0>>(a, x, y, n, stream);
+    launch_gemm_impl(a.columns(), x, y, n, stream, std::true_type{});
 }
 
 template <class A, class XT, class YT>

@@ -156,6 +156,12 @@ __device__ __forceinline__ float load_x(const A& a, const XT* x, std::size_t u, 
     return sum;
 }
 
+// Which of a unit's scales (A::groups: 1, 2 or 4) multiplies its run g of 8 weights.
+template <class A>
+__host__ __device__ constexpr int run_scale(int g) {
+    return A::groups == 2 ? g / 2 : g % A::groups;
+}
+
 // Sum over the unit of value * activation: runs of 8 in half2 (4 FMAs), then fp32. One scale
 // (groups == 1): the four runs are added in half unless the format asks for fp32 (8-bit codes).
 template <class A>

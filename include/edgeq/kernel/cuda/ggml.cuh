@@ -208,6 +208,42 @@ struct ggml_adaptor<ggml::block_q4_K_paired> : k4_adaptor_base<ggml::block_q4_K_
     }
 };
 
+// Q6_K for the tiled GEMM (gemm.cuh), whose 64-column steps need units of consecutive columns:
+// unit u is quarter k = u % 4 of half h = (u % 8) / 4 of super-block u / 8, columns 32 u .. 32 u +
+// 31, a scale per 16 (groups = 2). Its codes take 17 scattered word loads: too many for the
+// GEMV's unit per lane (the gathering adaptor below), fine where each weight serves 64 tokens.
+struct q6_K_columns : ggml_adaptor_base<ggml::block_q6_K> {
+    static constexpr int x_shift = 6, groups = 2;
+    static constexpr bool fp32_runs = true, needs_xsum = false, contiguous = true;
+    struct raw {
+        std::uint32_t lo[8], hi[8], sc[1];
+        float d;
+        unsigned k;
+    };
+    __device__ std::size_t x_run(std::size_t u, int i) const { return 32 * u + 8 * std::size_t(i); }
+    __device__ void load(std::size_t r, std::size_t u, raw& out) const {
+        const std::uint8_t* p = block(r, u / 8);
+        const unsigned hh = unsigned(u % 8) / 4, k = unsigned(u % 4);
+        out.k = k;
+        load_words_a2<8>(p + 64 * hh + 32 * (k & 1), out.lo);
+        load_words_a2<8>(p + 128 + 32 * hh, out.hi);
+        load_words_a2<1>(p + 192 + 8 * hh + 2 * k, out.sc);
+        out.d = ld_half(p + 208);
+    }
+    __device__ void decode(const raw& in, const __half2*, __half2 (&v)[16], float (&s)[2], float& m) const {
+        const __half2 off = __float2half2_rn(1056.0f);
+#pragma unroll
+        for (int t = 0; t < 8; ++t) {
+            const std::uint32_t lo = (in.lo[t] >> (4 * (in.k >> 1))) & 0x0f0f0f0fu;
+            const std::uint32_t hi = ((in.hi[t] >> (2 * in.k)) & 0x03030303u) << 4;
+            bytes_to_h2(lo | hi, off, v[2 * t], v[2 * t + 1]);
+        }
+        s[0] = in.d * float(static_cast<signed char>(in.sc[0] & 0xffu));
+        s[1] = in.d * float(static_cast<signed char>((in.sc[0] >> 8) & 0xffu));
+        m = 0.0f;
+    }
+};
+
 // Q6_K: unit u of super-block u / 8 is half h = (u % 8) / 4, columns l0 .. l0 + 7 (l0 = 8 (u % 4))
 // of its four 32-weight quarters k: weights 128 h + 32 k + l0 + e, each quarter with its own
 // 8-bit scale (scales[8 h + 2 k + l0 / 16]); q = low nibble | 2 high bits << 4, minus 32.
@@ -248,6 +284,15 @@ struct ggml_adaptor<ggml::block_q6_K> : ggml_adaptor_base<ggml::block_q6_K> {
             s[k] = in.d * float(sc);
         }
         m = 0.0f;
+    }
+    // The same matrix in units of consecutive columns, for the tiled GEMM.
+    q6_K_columns columns() const {
+        q6_K_columns c;
+        c.w = w;
+        c.rows = rows;
+        c.cols = cols;
+        c.units = units;
+        return c;
     }
 };
 
