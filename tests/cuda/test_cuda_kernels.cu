@@ -194,6 +194,14 @@ void check_gemm_format() {
         check_case<F, __half, __half>("gemm f16", 130, 768, n, [n](const qview<F>& w, const __half* x, __half* y) {
             edgeq::cuda::gemm(w, x, y, n);
         });
+        // fp32 sums: the tiled kernel at every n (16 tokens per block up to 16).
+        check_case<F, float, float>(
+            "gemm fp32 sums", 75, 512, n,
+            [n](const qview<F>& w, const float* x, float* y) { edgeq::cuda::gemm(edgeq::cuda::fp32_sums, w, x, y, n); },
+            fp32_tolerance<F>());
+        check_case<F, __half, __half>("gemm fp32 sums f16", 130, 768, n, [n](const qview<F>& w, const __half* x, __half* y) {
+            edgeq::cuda::gemm(edgeq::cuda::fp32_sums, w, x, y, n);
+        });
     }
 }
 
@@ -242,10 +250,14 @@ TEST("spqr-3bit-g16 other launches and batches") {
     check_case<spqr3, float, float>(
         "spqr long rows, fp32 sums", 3, 65568, 1,
         [](const W& w, const float* x, float* y) { edgeq::cuda::gemv(edgeq::cuda::fp32_sums, w, x, y); }, kRelTolFp32Rounded);
-    for (const std::size_t n : {std::size_t(3), std::size_t(23)})
+    for (const std::size_t n : {std::size_t(3), std::size_t(23)}) {
         check_case<spqr3, __half, __half>("spqr gemm", 75, 512, n, [n](const W& w, const __half* x, __half* y) {
             edgeq::cuda::gemm(w, x, y, n);
         });
+        check_case<spqr3, float, float>(
+            "spqr gemm fp32 sums", 75, 512, n,
+            [n](const W& w, const float* x, float* y) { edgeq::cuda::gemm(edgeq::cuda::fp32_sums, w, x, y, n); }, kRelTolFp32Rounded);
+    }
 }
 
 // Programmatic dependent launch (sm_90: launch_kernel): a GEMV may start before the kernel that

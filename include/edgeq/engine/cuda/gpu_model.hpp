@@ -67,11 +67,12 @@ class builder {
 
 // How the matrices on a format kernel multiply (docs/cuda.md). half: activations rounded to
 // half, runs of half2 products (the Jetson Nano's fast path; logits within about 1e-3 of the
-// CPU engine's on rows of 512 and more, up to 1.3e-3 on rows of 128). fp32: the decoded weights
-// times fp32 activations in fp32 (gemv_fp32_kernel; within about 1e-6 for integer codes),
-// slower per matrix. automatic (the default): half on rows of at least half_min_cols weights,
-// fp32 on shorter rows, whose few products do not average the half roundings out and whose
-// matrices are too small for the speed to matter.
+// CPU engine's on rows of 512 and more, up to 1.6e-3 on rows of 128), prompts of up to 16
+// tokens too. fp32: the decoded weights times fp32 activations in fp32 (gemv_fp32_kernel; within
+// about 1e-6 for integer codes), slower per matrix. automatic (the default): generated tokens in
+// half on rows of at least half_min_cols weights, fp32 on shorter rows, whose few products do
+// not average the half roundings out and whose matrices are too small for the speed to matter.
+// Prompts go through the GEMM in fp32 sums in automatic and fp32 (the tiled kernel).
 enum class arithmetic { automatic, half, fp32 };
 constexpr std::size_t half_min_cols = 512;
 inline bool fp32_sums_for(arithmetic m, std::size_t cols) {

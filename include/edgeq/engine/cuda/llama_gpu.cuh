@@ -12,8 +12,9 @@
 //             classifier is the same matrix uploaded as stored.
 //   cache     fp32 [layer, position, kv_dim], as on the CPU.
 //   prompt    in chunks of 256 tokens (prefill): each matrix once per chunk through its format's
-//             GEMM (kernel/cuda/gemm.cuh), the chunk's k and v into the cache, then its
-//             attention in one launch; generated tokens one at a time (step).
+//             GEMM (kernel/cuda/gemm.cuh; fp32 sums unless --gpu-math half), the chunk's k and
+//             v into the cache, then its attention in one launch; generated tokens one at a
+//             time (step).
 //   launches  the layers of a token are one CUDA graph, replayed for every token (they read the
 //             token id and position from device memory); 11 kernels per layer, q | k | v and
 //             gate | up as parallel branches (layers()).
@@ -126,11 +127,13 @@ template <class View>
 class format_matrix : public matrix {
    public:
     void gemv(const float* x, float* y, cudaStream_t s) const override { format_gemv(fp32, view_, x, y, s); }
-    // The format's GEMM (kernel/cuda/gemm.cuh: the batched GEMV up to 16 tokens, in half
-    // arithmetic; the tiled kernel beyond, in fp32). Matrices in fp32 arithmetic, and rows the
-    // tiled kernel cannot take (not a multiple of 64), keep a fp32 GEMV per token.
+    // The format's GEMM (kernel/cuda/gemm.cuh) in fp32 sums: the tiled kernel for any number of
+    // tokens (a fp32 GEMV per token on rows that are not a multiple of 64). With every matrix in
+    // half arithmetic (--gpu-math half) the batched half2 GEMV up to 16 tokens, as a step runs.
     void gemm(const float* x, float* y, std::size_t n, cudaStream_t s) const override {
-        if (fp32 || (n > 16 && cols % kernel::cuda::gemm_tile))
+        if (!half_prompt)
+            edgeq::cuda::gemm(edgeq::cuda::fp32_sums, view_, x, y, n, s);
+        else if (n > 16 && cols % kernel::cuda::gemm_tile)
             matrix::gemm(x, y, n, s);
         else
             edgeq::cuda::gemm(view_, x, y, n, s);
@@ -140,9 +143,11 @@ class format_matrix : public matrix {
    protected:
     format_matrix(const tensor& t, arithmetic math, std::size_t device_bytes) : blob_(device_bytes) {
         rows = t.rows, cols = t.cols, bytes = t.n_bytes, fp32 = fp32_sums_for(math, t.cols);
+        half_prompt = math == arithmetic::half;
     }
     device_buffer blob_;
     View view_;
+    bool half_prompt = false;
 };
 
 template <class F>

@@ -34,19 +34,21 @@ __device__ __forceinline__ float4 load_x4(const __half* p) {
 
 constexpr int gemm_tile = 64;
 
-template <class A, class XT, class YT>
+// TN tokens per block (64, or 16 for short prompts), TN / 16 per thread.
+template <class A, class XT, class YT, int TN>
 __global__ void __launch_bounds__(256) gemm_tiled_kernel(const A a, const XT* __restrict__ x, YT* __restrict__ y, std::size_t n) {
-    constexpr int T = gemm_tile;
+    constexpr int T = gemm_tile, PT = TN / 16;
+    static_assert(TN == 16 || TN == 64, "gemm_tiled_kernel: 16 or 64 tokens per block");
     __shared__ __half2 table[table_storage<A>::size];
-    __shared__ float ws[T][T];      // [column in step][row]: rows contiguous for the 4-row reads
-    __shared__ float xs[T][T + 1];  // [column in step][token]; +1 spreads the transposing stores
+    __shared__ float ws[T][T];       // [column in step][row]: rows contiguous for the 4-row reads
+    __shared__ float xs[T][TN + 1];  // [column in step][token]; +1 spreads the transposing stores
     if (A::table_size > 0) {
         for (int i = int(threadIdx.x); i < A::table_size; i += 256) table[i] = A::table_entry(i);
         __syncthreads();
     }
-    const std::size_t m0 = std::size_t(blockIdx.x) * T, n0 = std::size_t(blockIdx.y) * T;
+    const std::size_t m0 = std::size_t(blockIdx.x) * T, n0 = std::size_t(blockIdx.y) * TN;
     const int tid = int(threadIdx.x), tm = tid % 16, tn = tid / 16;
-    float acc[4][4] = {};
+    float acc[4][PT] = {};
 
     for (std::size_t k0 = 0; k0 < a.cols; k0 += T) {
         if (tid < 2 * T) {
@@ -69,8 +71,8 @@ __global__ void __launch_bounds__(256) gemm_tiled_kernel(const A a, const XT* __
             }
         } else {
 #pragma unroll
-            for (int j = 0; j < 8; ++j) {
-                const int idx = (tid - 2 * T) + 2 * T * j;  // 16 groups of 4 columns x 64 tokens
+            for (int j = 0; j < TN / 8; ++j) {
+                const int idx = (tid - 2 * T) + 2 * T * j;  // 16 groups of 4 columns x TN tokens
                 const int tok = idx / 16, kq = 4 * (idx % 16);
                 float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
                 if (n0 + std::size_t(tok) < n) v = load_x4(x + (n0 + std::size_t(tok)) * a.cols + k0 + std::size_t(kq));
@@ -84,11 +86,11 @@ __global__ void __launch_bounds__(256) gemm_tiled_kernel(const A a, const XT* __
 #pragma unroll 8
         for (int k = 0; k < T; ++k) {
             const float4 wv = *reinterpret_cast<const float4*>(&ws[k][4 * tm]);
-            float xv[4];
+            float xv[PT];
 #pragma unroll
-            for (int j = 0; j < 4; ++j) xv[j] = xs[k][4 * tn + j];
+            for (int j = 0; j < PT; ++j) xv[j] = xs[k][PT * tn + j];
 #pragma unroll
-            for (int j = 0; j < 4; ++j) {
+            for (int j = 0; j < PT; ++j) {
                 acc[0][j] = fmaf(wv.x, xv[j], acc[0][j]);
                 acc[1][j] = fmaf(wv.y, xv[j], acc[1][j]);
                 acc[2][j] = fmaf(wv.z, xv[j], acc[2][j]);
@@ -98,8 +100,8 @@ __global__ void __launch_bounds__(256) gemm_tiled_kernel(const A a, const XT* __
         __syncthreads();
     }
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
-        const std::size_t t = n0 + std::size_t(4 * tn + j);
+    for (int j = 0; j < PT; ++j) {
+        const std::size_t t = n0 + std::size_t(PT * tn + j);
         if (t >= n) continue;
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
@@ -111,9 +113,13 @@ __global__ void __launch_bounds__(256) gemm_tiled_kernel(const A a, const XT* __
 
 template <class A, class XT, class YT>
 void launch_gemm_impl(const A& a, const XT* x, YT* y, std::size_t n, cudaStream_t stream, std::true_type) {
+    static_assert(!A::row_extra, "the tiled GEMM has no per-row term (SpQR's outliers): such a format runs its GEMV per batch");
     if (a.cols % gemm_tile) throw error("cuda::gemm: the row length must be a multiple of 64");
-    const dim3 grid(unsigned((a.rows + gemm_tile - 1) / gemm_tile), unsigned((n + gemm_tile - 1) / gemm_tile));
-    gemm_tiled_kernel<A, XT, YT><<<grid, 256, 0, stream>>>(a, x, y, n);
+    const unsigned row_blocks = unsigned((a.rows + gemm_tile - 1) / gemm_tile);
+    if (n <= 16)
+        gemm_tiled_kernel<A, XT, YT, 16><<<dim3(row_blocks, 1), 256, 0, stream>>>(a, x, y, n);
+    else
+        gemm_tiled_kernel<A, XT, YT, 64><<<dim3(row_blocks, unsigned((n + 63) / 64)), 256, 0, stream>>>(a, x, y, n);
     const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) throw error(std::string("cuda::gemm: kernel launch failed: ") + cudaGetErrorString(e));
 }
@@ -125,12 +131,30 @@ void launch_gemm_impl(const A& a, const XT* x, YT* y, std::size_t n, cudaStream_
 }
 
 template <class A, class XT, class YT>
-void launch_gemm(const A& a, const XT* x, YT* y, std::size_t n, cudaStream_t stream) {
-    if (a.rows == 0 || n == 0) return;
+void check_gemm_args(const A& a, const XT* x, const YT* y) {
     if (!x || !y) throw error("cuda::gemm: a null activation or output pointer");
     if (reinterpret_cast<std::uintptr_t>(x) % 16 || (a.cols * sizeof(XT)) % 16)
         throw error("cuda::gemm: x must be 16-byte aligned and rows of x a multiple of 16 bytes");
+}
+
+template <class A, class XT, class YT>
+void launch_gemm(const A& a, const XT* x, YT* y, std::size_t n, cudaStream_t stream) {
+    if (a.rows == 0 || n == 0) return;
+    check_gemm_args(a, x, y);
     if (n <= 16) return launch_gemv<gemv_config<0>>(a, x, y, n, stream);
+    launch_gemm_impl(a, x, y, n, stream, std::integral_constant<bool, A::contiguous>{});
+}
+
+// The same in fp32 sums for every n (edgeq::cuda::fp32_sums): the tiled kernel, 16 tokens per
+// block up to 16; rows that are not a multiple of 64, a fp32 GEMV per token (gemv_fp32_kernel).
+template <class A, class XT, class YT>
+void launch_gemm_fp32(const A& a, const XT* x, YT* y, std::size_t n, cudaStream_t stream) {
+    if (a.rows == 0 || n == 0) return;
+    check_gemm_args(a, x, y);
+    if (a.cols % gemm_tile) {
+        for (std::size_t t = 0; t < n; ++t) launch_gemv1_fp32(a, x + t * a.cols, y + t * a.rows, stream);
+        return;
+    }
     launch_gemm_impl(a, x, y, n, stream, std::integral_constant<bool, A::contiguous>{});
 }
 

@@ -338,6 +338,13 @@ void gemm(const qview<ggml_format<Block>>& w, const XT* x_dev, YT* y_dev, std::s
     kernel::cuda::launch_gemm(kernel::cuda::make_adaptor(w), x_dev, y_dev, n, stream);
 }
 
+// The same in fp32 sums for every n (the tiled kernel; gemm.cuh, launch_gemm_fp32).
+template <class Block, class XT, class YT>
+void gemm(fp32_sums_t, const qview<ggml_format<Block>>& w, const XT* x_dev, YT* y_dev, std::size_t n, cudaStream_t stream = 0) {
+    if (w.rows == 0 || n == 0) return;
+    kernel::cuda::launch_gemm_fp32(kernel::cuda::make_adaptor(w), x_dev, y_dev, n, stream);
+}
+
 // A view of the device copy at `to` of a matrix whose host blob is at `from`.
 template <class Block>
 qview<ggml_format<Block>> rebase(qview<ggml_format<Block>> v, const void* from, const void* to) {

@@ -232,6 +232,13 @@ void gemm(const qview<F>& w, const XT* x_dev, YT* y_dev, std::size_t n, cudaStre
     kernel::cuda::launch_gemm(kernel::cuda::make_adaptor(w), x_dev, y_dev, n, stream);
 }
 
+// The same in fp32 sums for every n (the tiled kernel; gemm.cuh, launch_gemm_fp32).
+template <class F, class XT, class YT>
+void gemm(fp32_sums_t, const qview<F>& w, const XT* x_dev, YT* y_dev, std::size_t n, cudaStream_t stream = 0) {
+    if (w.rows == 0 || n == 0) return;
+    kernel::cuda::launch_gemm_fp32(kernel::cuda::make_adaptor(w), x_dev, y_dev, n, stream);
+}
+
 // A view of the copy of a blob at `to` (e.g. a device buffer) from a view of the blob at `from`:
 // every section keeps its offset. dq_mean, read from the host blob, is kept.
 template <class F>

@@ -193,6 +193,14 @@ void gemm(const spqr_view<F>& w, const XT* x_dev, YT* y_dev, std::size_t n, cuda
     kernel::cuda::launch_gemv<kernel::cuda::gemv_config<0>>(kernel::cuda::make_adaptor(w), x_dev, y_dev, n, stream);
 }
 
+// The same in fp32 sums: a fp32 GEMV per token (the tiled kernel has no outlier term).
+template <class F, class XT, class YT>
+void gemm(fp32_sums_t, const spqr_view<F>& w, const XT* x_dev, YT* y_dev, std::size_t n, cudaStream_t stream = 0) {
+    if (w.rows == 0 || n == 0) return;
+    const auto a = kernel::cuda::make_adaptor(w);
+    for (std::size_t t = 0; t < n; ++t) kernel::cuda::launch_gemv1_fp32(a, x_dev + t * w.cols, y_dev + t * w.rows, stream);
+}
+
 // A view of the copy of a blob at `to` (e.g. a device buffer) from a view of the blob at `from`:
 // every section keeps its offset; rows, cols and nnz are kept.
 template <class F>
