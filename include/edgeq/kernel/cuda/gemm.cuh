@@ -1,12 +1,14 @@
 // Prompt GEMM Y = X W^T (X: n tokens x cols, Y: n x rows) for any adaptor of gemv_core.cuh.
 // C++14, nvcc >= 10.2, sm_53 upwards.
 //
-// Up to 16 tokens the batched GEMV of gemv_core.cuh is used (it streams the weights once and is
-// bound by memory like the GEMV). Beyond, a tiled kernel: a block owns 64 rows x 64 tokens;
-// per step of 64 columns, half its threads decode the 64 x 64 weight tile into shared memory
-// (each weight is decoded once per 64 tokens) while the other half stage the activations, then
-// every thread accumulates a 4 x 4 tile in fp32. No tensor cores: sm_53 has none, and this is
-// the path that must work there; mma.sync for sm_80+ is future work (docs/cuda.md).
+// launch_gemm: up to 16 tokens the batched GEMV of gemv_core.cuh (it streams the weights once and
+// is bound by memory like the GEMV, in its half2 arithmetic). Beyond, a tiled kernel: a block owns
+// 64 rows x 64 tokens; per step of 64 columns, half its threads decode the 64 x 64 weight tile
+// into shared memory (each weight is decoded once per 64 tokens) while the other half stage the
+// activations, then every thread accumulates a 4 x 4 tile in fp32. launch_gemm_fp32 (the
+// engine's prompts): the tiled kernel at every n, 64 rows x 16 tokens per block up to 16 tokens,
+// so that a short prompt's sums are fp32 too. No tensor cores: sm_53 has none, and this is the
+// path that must work there; mma.sync for sm_80+ is future work (docs/cuda.md).
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>

@@ -211,7 +211,8 @@ struct ggml_adaptor<ggml::block_q4_K_paired> : k4_adaptor_base<ggml::block_q4_K_
 // Q6_K for the tiled GEMM (gemm.cuh), whose 64-column steps need units of consecutive columns:
 // unit u is quarter k = u % 4 of half h = (u % 8) / 4 of super-block u / 8, columns 32 u .. 32 u +
 // 31, a scale per 16 (groups = 2). Its codes take 17 scattered word loads: too many for the
-// GEMV's unit per lane (the gathering adaptor below), fine where each weight serves 64 tokens.
+// GEMV's unit per lane (the gathering adaptor below), fine in a GEMM, where each decoded weight
+// serves a tile of tokens.
 struct q6_K_columns : ggml_adaptor_base<ggml::block_q6_K> {
     static constexpr int x_shift = 6, groups = 2;
     static constexpr bool fp32_runs = true, needs_xsum = false, contiguous = true;
