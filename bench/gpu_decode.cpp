@@ -127,7 +127,7 @@ result run(const std::string& scheme, int n_tokens, gpu::arithmetic math) {
         token = 1 + (token * 7919) % (c.vocab_size - 1);  // a different embedding row each step
     }
     const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    // The same number of tokens as one prompt (prefill: 64-token chunks through the GEMMs), best of 3.
+    // The same number of tokens as one prompt (prefill: chunks of up to 256 tokens through the GEMMs), best of 3.
     std::vector<int> prompt(std::size_t(n_tokens), 1);
     for (std::size_t i = 1; i < prompt.size(); ++i) prompt[i] = 1 + (prompt[i - 1] * 7919) % (c.vocab_size - 1);
     double best = 1e30;
