@@ -6,8 +6,9 @@
 //
 // --quick: three shapes and fewer iterations; --tune: also time the GEMV launch shapes
 // (warps x rows per block) per format; --half: the GEMV's activations and outputs in fp16, as
-// cuBLAS's are (default fp32, as the engine's); --fp32-sums: also every format through the fp32
-// kernel (edgeq::cuda::fp32_sums). Output: markdown tables on stdout (docs/cuda.md).
+// cuBLAS's are (default fp32, as the engine's); --fp32-sums: also every format in fp32 sums
+// (edgeq::cuda::fp32_sums: tensor cores on sm_80 and newer with fp32 activations, fp32 FMAs
+// otherwise or with EDGEQ_CUDA_MMA=0). Output: markdown tables on stdout (docs/cuda.md).
 //
 // Weights are random bytes with valid scales (the kernels' speed does not depend on the
 // values; tests/cuda checks the results). Each matrix is replicated until the copies exceed

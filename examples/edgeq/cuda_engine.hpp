@@ -36,9 +36,10 @@ inline edgeq::error cuda_missing() { return edgeq::error("this edgeq was built w
 // --gpu-math, as edgeq run and edgeq perplexity take it.
 constexpr const char* gpu_math_help =
     "  --gpu-math M           with --device cuda, how the format kernels multiply: auto (default;\n"
-    "                         half2 products, the Jetson Nano's fast path, on rows of 512 weights\n"
-    "                         and more, fp32 on shorter rows), half (half2 everywhere) or fp32\n"
-    "                         (fp32 products and sums: the CPU's arithmetic, slower)\n";
+    "                         fp32 sums on tensor cores from sm_80; below, half2 products, the\n"
+    "                         Jetson Nano's fast path, on rows of 512 weights and more, fp32 on\n"
+    "                         shorter rows), half (half2 everywhere: fastest, about 1e-3 off) or\n"
+    "                         fp32 (fp32 sums: the CPU's arithmetic; below sm_80 slower)\n";
 inline bool parse_gpu_math(const std::string& s, gpu::arithmetic* m) {
     if (s == "auto") *m = gpu::arithmetic::automatic;
     else if (s == "half") *m = gpu::arithmetic::half;

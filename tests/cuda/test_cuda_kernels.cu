@@ -147,8 +147,10 @@ void check_case(const char* what, std::size_t rows, std::size_t cols, std::size_
 }
 
 // Row counts that leave partial blocks; columns that give threads one unit (1024), some two
-// (1536: 48 units, 256-divisible for the k-quants) and fewer units than threads (256).
-const std::size_t gemv_shapes[][2] = {{75, 1024}, {129, 1536}, {3, 256}};
+// (1536: 48 units, 256-divisible for the k-quants) and fewer units than threads (256); for the
+// tensor-core kernel (gemv_mma.cuh) rows whose units leave a partial step of its 16 warps
+// (4352: 136 units) and x beyond 48 KB of shared memory as hi and lo halves (14336).
+const std::size_t gemv_shapes[][2] = {{75, 1024}, {129, 1536}, {3, 256}, {21, 4352}, {17, 14336}};
 
 // The error budget of the fp32 kernel for format F.
 template <class F>
@@ -167,6 +169,13 @@ void check_gemv_format() {
         check_case<F, __half, __half>("gemv fp32 sums f16", s[0], s[1], 1, [](const view_t<F>& w, const __half* x, __half* y) {
             edgeq::cuda::gemv(edgeq::cuda::fp32_sums, w, x, y);
         });
+        // On sm_80 and newer "gemv fp32 sums" ran on tensor cores (gemv_mma.cuh); this is the fp32-FMA kernel.
+        check_case<F, float, float>(
+            "gemv fp32 sums (fp32 FMAs)", s[0], s[1], 1,
+            [](const view_t<F>& w, const float* x, float* y) {
+                edgeq::kernel::cuda::launch_gemv1_fp32(edgeq::kernel::cuda::make_adaptor(w), x, y, 0);
+            },
+            fp32_tolerance<F>());
         check_case<F, float, float>("gemv f32", s[0], s[1], 1, [](const view_t<F>& w, const float* x, float* y) {
             edgeq::cuda::gemv(w, x, y);
         });

@@ -68,15 +68,18 @@ class builder {
 // How the matrices on a format kernel multiply (docs/cuda.md). half: activations rounded to
 // half, runs of half2 products (the Jetson Nano's fast path; logits within about 1e-3 of the
 // CPU engine's on rows of 512 and more, up to 1.6e-3 on rows of 128), prompts of up to 16
-// tokens too. fp32: the decoded weights times fp32 activations in fp32 (gemv_fp32_kernel; within
-// about 1e-6 for integer codes), slower per matrix. automatic (the default): generated tokens in
-// half on rows of at least half_min_cols weights, fp32 on shorter rows, whose few products do
-// not average the half roundings out and whose matrices are too small for the speed to matter.
-// Prompts go through the GEMM in fp32 sums in automatic and fp32 (the tiled kernel).
+// tokens too. fp32: fp32 sums of exact products (within about 1e-6 for integer codes): on sm_80
+// and newer on tensor cores (gemv_mma.cuh), below in fp32 FMAs (gemv_fp32_kernel, slower than
+// half). automatic (the default): fp32 wherever tensor cores make it cheap (an H100: 6-9% fewer
+// tokens/s than half for 3- to 6-bit formats, none for 8-bit); below sm_80
+// generated tokens in half on rows of at least half_min_cols weights, fp32 on shorter rows,
+// whose few products do not average the half roundings out and whose matrices are too small
+// for the speed to matter. Prompts go through the GEMM in fp32 sums in automatic and fp32 (the
+// tiled kernel).
 enum class arithmetic { automatic, half, fp32 };
 constexpr std::size_t half_min_cols = 512;
-inline bool fp32_sums_for(arithmetic m, std::size_t cols) {
-    return m == arithmetic::fp32 || (m == arithmetic::automatic && cols < half_min_cols);
+inline bool fp32_sums_for(arithmetic m, std::size_t cols, bool tensor_cores) {
+    return m == arithmetic::fp32 || (m == arithmetic::automatic && (tensor_cores || cols < half_min_cols));
 }
 
 // Whether a CUDA device can be used; why not in *why.

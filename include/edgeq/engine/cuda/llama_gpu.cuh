@@ -142,12 +142,16 @@ class format_matrix : public matrix {
 
    protected:
     format_matrix(const tensor& t, arithmetic math, std::size_t device_bytes) : blob_(device_bytes) {
-        rows = t.rows, cols = t.cols, bytes = t.n_bytes, fp32 = fp32_sums_for(math, t.cols);
+        rows = t.rows, cols = t.cols, bytes = t.n_bytes, fp32 = fp32_sums_for(math, t.cols, on_tensor_cores());
         half_prompt = math == arithmetic::half;
     }
     device_buffer blob_;
     View view_;
     bool half_prompt = false;
+    // fp32 sums at close to the half2 speed: tensor cores, and no per-row term (SpQR's outliers).
+    static bool on_tensor_cores() {
+        return kernel::cuda::mma_enabled() && !decltype(kernel::cuda::make_adaptor(std::declval<View>()))::row_extra;
+    }
 };
 
 template <class F>
@@ -552,7 +556,7 @@ class llama_gpu final : public session {
         count(*output_);
         return std::string(p.name) + " (sm_" + std::to_string(p.major) + std::to_string(p.minor) + "), " + std::to_string(native) +
                " matrices on their format's kernel (" + std::to_string(native - in_fp32) + " in half arithmetic, " +
-               std::to_string(in_fp32) + " in fp32), " + std::to_string(fallback) + " decoded to " +
+               std::to_string(in_fp32) + " in fp32" + (kernel::cuda::mma_enabled() ? " sums on tensor cores" : "") + "), " + std::to_string(fallback) + " decoded to " +
                (embd_f32_ ? "fp32/fp16" : "fp16") + " rows, " + std::to_string(device_bytes() >> 20) + " MiB of device memory" +
                (graph_state_ == graph_state::ready ? ", layers as one CUDA graph" : graph_state_ == graph_state::off ? ", layers launched one by one" : "");
     }

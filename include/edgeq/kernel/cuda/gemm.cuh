@@ -20,19 +20,11 @@
 
 #include "../../config.hpp"
 #include "../../core/error.hpp"
-#include "gemv_core.cuh"
+#include "gemv_mma.cuh"
 
 namespace edgeq {
 namespace kernel {
 namespace cuda {
-
-// 4 activations of one token at column k (k % 4 == 0) as floats.
-__device__ __forceinline__ float4 load_x4(const float* p) { return *reinterpret_cast<const float4*>(p); }
-__device__ __forceinline__ float4 load_x4(const __half* p) {
-    const uint2 u = *reinterpret_cast<const uint2*>(p);
-    const float2 a = __half22float2(as_half2(u.x)), b = __half22float2(as_half2(u.y));
-    return make_float4(a.x, a.y, b.x, b.y);
-}
 
 constexpr int gemm_tile = 64;
 
@@ -154,7 +146,7 @@ void launch_gemm_fp32(const A& a, const XT* x, YT* y, std::size_t n, cudaStream_
     if (a.rows == 0 || n == 0) return;
     check_gemm_args(a, x, y);
     if (a.cols % gemm_tile) {
-        for (std::size_t t = 0; t < n; ++t) launch_gemv1_fp32(a, x + t * a.cols, y + t * a.rows, stream);
+        for (std::size_t t = 0; t < n; ++t) launch_gemv1_accurate(a, x + t * a.cols, y + t * a.rows, stream);
         return;
     }
     launch_gemm_impl(a, x, y, n, stream, std::integral_constant<bool, A::contiguous>{});

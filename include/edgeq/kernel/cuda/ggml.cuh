@@ -326,11 +326,11 @@ void gemv(backend::cuda<SM>, const qview<ggml_format<Block>>& w, const XT* x_dev
     if (w.rows == 0) return;
     kernel::cuda::launch_gemv1<kernel::cuda::gemv_config<SM>>(kernel::cuda::make_adaptor(w), x_dev, y_dev, stream);
 }
-// In fp32 arithmetic (gemv_core.cuh, gemv_fp32_kernel).
+// In fp32 sums (tensor cores from sm_80, gemv_mma.cuh; else gemv_fp32_kernel).
 template <class Block, class XT, class YT>
 void gemv(fp32_sums_t, const qview<ggml_format<Block>>& w, const XT* x_dev, YT* y_dev, cudaStream_t stream = 0) {
     if (w.rows == 0) return;
-    kernel::cuda::launch_gemv1_fp32(kernel::cuda::make_adaptor(w), x_dev, y_dev, stream);
+    kernel::cuda::launch_gemv1_accurate(kernel::cuda::make_adaptor(w), x_dev, y_dev, stream);
 }
 // Y = X W^T for n tokens: x is n x cols, y is n x rows.
 template <class Block, class XT, class YT>

@@ -218,11 +218,12 @@ void gemv(backend::cuda<SM>, const qview<F>& w, const XT* x_dev, YT* y_dev, cuda
     kernel::cuda::launch_gemv1<kernel::cuda::gemv_config<SM>>(kernel::cuda::make_adaptor(w), x_dev, y_dev, stream);
 }
 
-// The same in fp32 arithmetic (gemv_core.cuh, gemv_fp32_kernel): the CPU's sums, slower.
+// The same in fp32 sums: the CPU's up to their order. On tensor cores from sm_80 (gemv_mma.cuh,
+// fp32 x and y), else in fp32 FMAs (gemv_core.cuh, gemv_fp32_kernel, slower).
 template <class F, class XT, class YT>
 void gemv(fp32_sums_t, const qview<F>& w, const XT* x_dev, YT* y_dev, cudaStream_t stream = 0) {
     if (w.rows == 0) return;
-    kernel::cuda::launch_gemv1_fp32(kernel::cuda::make_adaptor(w), x_dev, y_dev, stream);
+    kernel::cuda::launch_gemv1_accurate(kernel::cuda::make_adaptor(w), x_dev, y_dev, stream);
 }
 
 // Y = X W^T for n tokens: x is n x cols (row-major), y is n x rows.
