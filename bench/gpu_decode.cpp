@@ -5,7 +5,7 @@
 // the GB/s that makes; and the same N tokens as one prompt (prefill), tokens/s. One markdown
 // table on stdout.
 //
-//     gpu_decode [N]        (default 256 tokens per format)
+//     gpu_decode [N [FORMAT]]   (default 256 tokens per format; FORMAT: int4-g128, q4_k, ...)
 //
 // Built against the engine library that nvcc compiled (examples/edgeq/cuda_engine.cu):
 //     g++ -std=c++14 -O2 -Iinclude bench/gpu_decode.cpp build/examples/libedgeq_cuda_engine.a
@@ -146,7 +146,7 @@ int main(int argc, char** argv) {
     const int n = argc > 1 ? std::atoi(argv[1]) : 256;
     std::string why;
     if (n <= 0 || n > 2000) {
-        std::fprintf(stderr, "usage: gpu_decode [N tokens, 1..2000]\n");
+        std::fprintf(stderr, "usage: gpu_decode [N tokens, 1..2000] [FORMAT]\n");
         return 2;
     }
     if (!gpu::available(&why)) {
@@ -169,6 +169,7 @@ int main(int argc, char** argv) {
                      {"f16", gpu::arithmetic::half, "(fp16 rows)"}};
         std::string described;
         for (const auto& k : cases) {
+            if (argc > 2 && std::strcmp(argv[2], k.scheme) != 0) continue;  // gpu_decode N FORMAT: that format only
             const result r = run(k.scheme, n, k.math);
             std::printf("| %s | %s | %.1f | %.1f | %.0f | %.0f |\n", k.scheme, k.math_name, r.mb_per_token, r.tok_s,
                         r.mb_per_token * r.tok_s / 1e3, r.prompt_tok_s);
