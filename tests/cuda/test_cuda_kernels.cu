@@ -320,6 +320,19 @@ TEST("back-to-back dependent GEMVs (PDL on sm_90)") {
     check_dependent_chain<g_q8_0>(4096);
 }
 
+// fp32 sums on tensor cores (gemv_mma.cuh), its last step running past the row's units: 18
+// units (576 columns, SmolLM2's rows, in int4-g32 as Q4_0 goes up) with a unit per lane and
+// step, 132 units (int4-g128 at 4224 columns) with two; enough rows for 8 warps per tile.
+// Without tensor cores the fp32-FMA kernel runs these.
+TEST("gemv fp32 sums, a partial last step") {
+    check_case<int4_g32, float, float>(
+        "gemv fp32 sums 18 units", 2200, 576, 1,
+        [](const qview<int4_g32>& w, const float* x, float* y) { edgeq::cuda::gemv(edgeq::cuda::fp32_sums, w, x, y); }, kRelTolFp32);
+    check_case<int4_g128, float, float>(
+        "gemv fp32 sums 132 units", 2200, 4224, 1,
+        [](const qview<int4_g128>& w, const float* x, float* y) { edgeq::cuda::gemv(edgeq::cuda::fp32_sums, w, x, y); }, kRelTolFp32);
+}
+
 // Rows too long to stage x in shared memory (> 23.5K columns) take the split kernel.
 TEST("gemv long rows (split kernel)") {
     check_case<int4_g128, float, float>("gemv f32", 5, 25600, 1, [](const qview<int4_g128>& w, const float* x, float* y) {

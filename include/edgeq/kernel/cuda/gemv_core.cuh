@@ -912,6 +912,8 @@ void check_activations(const A& a, const XT* x, const void* y) {
 // the CPU engine computes up to the order of the sums. Every format and row length: x is read
 // through the read-only cache (no staging, no length limit); a warp takes 4 rows (each x serves 4
 // weights), one wave of resident blocks striding over the rows.
+// edgeq::cuda::fp32_sums runs it below sm_80, for SpQR and for fp16 activations; on sm_80 and
+// newer the others take the tensor-core kernel of gemv_mma.cuh (the same sums, faster).
 
 
 __device__ __forceinline__ void load_f32x8(const float* p, float (&v)[8]) {

@@ -24,7 +24,7 @@
 // any group size. Eight mmas take a unit of each of 16 rows, two per run of 8 weights into a
 // sum of their own (four independent chains); each stretch of one scale (A::groups) takes its
 // runs' sums. What bounds it is instructions, as for the half2 kernels: the decode is theirs,
-// and the whole comes to about 1.3x their time on an H100 (docs/cuda.md).
+// and the whole comes to 1.3-1.4x their time on an H100's large shapes (docs/cuda.md).
 //
 // Blocks of Warps warps own a tile of 16 rows and split its units (4 at a time) among the warps;
 // one wave of resident blocks strides over the tiles. x is staged once per block in shared
