@@ -865,10 +865,11 @@ struct gemv_config {
     // quarter of one wave of one-warp rows (2048 x 5632: a row per warp leaves most warp slots
     // empty); otherwise as the adaptor's team_mode allows: >= 1, 4 warps per row when the rows
     // fit one wave and have at least team_long_units units (4096 x 11008); 2, 2 warps per row
-    // for the other rows that fit one wave too; 3 (int3 in half mantissas, 4-bit codes), 4 warps per row
-    // already from team_mid_units units (2048 x 5632: 5.5 us against 6.4 with 2), and 2 for rows
-    // of at most team_short_units units that fit two waves but not one (5632 x 2048: 4.5 us
-    // against 4.9 a warp per row; 32000 x 2048 stays a warp per row, 13.2 us against 14.6).
+    // for the other rows that fit one wave too; 3 (int3 in half mantissas, 2- and 4-bit codes),
+    // 4 warps per row already from team_mid_units units (2048 x 5632, int3: 5.5 us against 6.4
+    // with 2), and 2 for rows of at most team_short_units units that fit two waves but not one
+    // (5632 x 2048: 4.5 us against 4.9 a warp per row; 32000 x 2048 stays a warp per row, 13.2
+    // us against 14.6).
     static constexpr std::size_t team_long_units = 256, team_mid_units = 128, team_short_units = 64;
     // Batch-1 decoding of 4-bit codes that can be read in nibble pair order (int4, Q4_0, Q4_K
     // paired): per 8 weights 1 shift, 4 lop3, 2 hsub2 and 2 hfma2 against 4 shifts and masks, 4
