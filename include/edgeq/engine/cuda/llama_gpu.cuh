@@ -8,8 +8,9 @@
 //             into half mantissas (mantissa3_matrix); any other format is decoded once
 //             (llama.cpp's block types on the device, edgeq's on the host) into fp16 rows (f32
 //             matrices stay fp32 rows) for dense_gemv: the fallback.
-//   embedding a dense device table (fp16; fp32 for an f32 model) read one row per token; a tied
-//             classifier is the same matrix uploaded as stored.
+//   embedding each token's row decoded in fp32 from the matrix as stored when its format has a
+//             kernel (decode_rows; a tied classifier is that same matrix), else a dense device
+//             table (fp16; fp32 for an f32 model) read one row per token.
 //   cache     fp32 [layer, position, kv_dim], as on the CPU.
 //   prompt    in chunks of 256 tokens (prefill): each matrix once per chunk through its format's
 //             GEMM (kernel/cuda/gemm.cuh; fp32 sums unless --gpu-math half), the chunk's k and
@@ -35,6 +36,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -103,6 +105,10 @@ class matrix {
         for (std::size_t t = 0; t < n; ++t) gemv(x + t * cols, y + t * rows, s);
     }
     virtual bool native() const = 0;
+    // x + t * cols = row tok[t] in fp32 for t < n (device memory): the embedding read from the
+    // matrix as stored, where its format's decoder gives every weight (not SpQR's outliers).
+    virtual bool can_embed() const { return false; }
+    virtual void embed(const int*, std::size_t, float*, cudaStream_t) const { throw error("gpu: this matrix cannot give embedding rows"); }
     std::size_t rows = 0, cols = 0, bytes = 0;
     bool fp32 = false;  // a format kernel in fp32 arithmetic (fp32_sums_for)
 };
@@ -145,8 +151,17 @@ class format_matrix : public matrix {
             edgeq::cuda::gemm(view_, x, y, n, s);
     }
     bool native() const override { return true; }
+    bool can_embed() const override { return !adaptor::row_extra; }
+    void embed(const int* tok, std::size_t n, float* x, cudaStream_t s) const override {
+        embed_rows(tok, n, x, s, std::integral_constant<bool, !adaptor::row_extra>{});
+    }
 
    protected:
+    using adaptor = decltype(kernel::cuda::make_adaptor(std::declval<View>()));
+    void embed_rows(const int* tok, std::size_t n, float* x, cudaStream_t s, std::true_type) const {
+        kernel::cuda::launch_decode_rows(kernel::cuda::make_adaptor(view_), tok, n, x, s);
+    }
+    void embed_rows(const int*, std::size_t, float*, cudaStream_t, std::false_type) const { matrix::embed(nullptr, 0, nullptr, 0); }
     format_matrix(const tensor& t, arithmetic math, std::size_t device_bytes) : blob_(device_bytes) {
         rows = t.rows, cols = t.cols, bytes = t.n_bytes, fp32 = fp32_sums_for(math, t.cols, on_tensor_cores());
         half_prompt = math == arithmetic::half;
@@ -156,7 +171,7 @@ class format_matrix : public matrix {
     bool half_prompt = false;
     // fp32 sums at close to the half2 speed: tensor cores, and no per-row term (SpQR's outliers).
     static bool on_tensor_cores() {
-        return kernel::cuda::mma_enabled() && !decltype(kernel::cuda::make_adaptor(std::declval<View>()))::row_extra;
+        return kernel::cuda::mma_enabled() && !adaptor::row_extra;
     }
 };
 
@@ -446,13 +461,19 @@ class llama_gpu final : public session {
     // --- what the builder forwards ---
     void add_matrix(const std::string& name, const tensor& t) {
         if (name == "token_embd") {
-            if (t.scheme == "f32")
+            // A format with a kernel: each token's row decoded in fp32 from the matrix as stored
+            // (exact where fp16 rows would round d * q, and no second copy of a tied classifier).
+            // The rest: a dense table, fp32 for f32 models, else fp16.
+            std::shared_ptr<gpu::matrix> q(upload_native(t, math_));
+            if (q && q->can_embed())
+                embd_q_ = q;
+            else if (t.scheme == "f32")
                 embd_f32_.reset(new dense_matrix<float>(t));
             else
                 embd_f16_.reset(new dense_matrix<__half>(t));
             // The tied classifier: the same matrix as stored, for its GEMV kernel. An "output"
             // given later replaces it.
-            if (c_.tied_output && !output_) output_ = upload_matrix(t, math_);
+            if (c_.tied_output && !output_) output_ = q ? q : std::shared_ptr<gpu::matrix>(upload_matrix(t, math_));
             return;
         }
         if (name == "output") {
@@ -486,7 +507,7 @@ class llama_gpu final : public session {
         auto need = [](bool ok, const std::string& what) {
             if (!ok) throw error("gpu: the model has no " + what);
         };
-        need(embd_f16_ || embd_f32_, "token_embd");
+        need(embd_q_ || embd_f16_ || embd_f32_, "token_embd");
         need(bool(output_), "output");
         need(output_norm_.size() == std::size_t(c_.dim) * 4, "output_norm");
         for (std::size_t l = 0; l < layers_.size(); ++l) {
@@ -528,7 +549,8 @@ class llama_gpu final : public session {
     int n_ctx() const override { return n_ctx_; }
     void reset() override { pos_ = 0; }
     std::size_t device_bytes() const override {
-        std::size_t n = output_->bytes + (embd_f16_ ? embd_f16_->bytes : 0) + (embd_f32_ ? embd_f32_->bytes : 0) + step_dev_.size();
+        std::size_t n = output_->bytes + (embd_q_ && embd_q_ != output_ ? embd_q_->bytes : 0) + (embd_f16_ ? embd_f16_->bytes : 0) +
+                        (embd_f32_ ? embd_f32_->bytes : 0) + step_dev_.size();
         for (const device_buffer* b : {&output_norm_, &k_cache_, &v_cache_, &inv_freq_, &x_, &xb_, &xb2_, &q_, &k_, &v_, &att_, &h1_,
                                        &h3_, &scores_, &logits_, &px_, &pxb_, &pxb2_, &pq_, &pk_, &pv_, &patt_, &ph1_, &ph3_,
                                        &plogits_, &ptok_})
@@ -545,7 +567,7 @@ class llama_gpu final : public session {
         return total - free;
     }
     std::size_t bytes_per_token() const override {
-        std::size_t n = output_->bytes + std::size_t(c_.dim) * (embd_f16_ ? 2 : 4);
+        std::size_t n = output_->bytes + (embd_q_ ? embd_q_->bytes / embd_q_->rows : std::size_t(c_.dim) * (embd_f16_ ? 2 : 4));
         for (const layer& L : layers_)
             for (const std::unique_ptr<gpu::matrix>* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w2, &L.w3}) n += (*m)->bytes;
         return n;
@@ -563,7 +585,8 @@ class llama_gpu final : public session {
         return std::string(p.name) + " (sm_" + std::to_string(p.major) + std::to_string(p.minor) + "), " + std::to_string(native) +
                " matrices on their format's kernel (" + std::to_string(native - in_fp32) + " in half arithmetic, " +
                std::to_string(in_fp32) + " in fp32" + (kernel::cuda::mma_enabled() ? " sums on tensor cores" : "") + "), " + std::to_string(fallback) + " decoded to " +
-               (embd_f32_ ? "fp32/fp16" : "fp16") + " rows, " + std::to_string(device_bytes() >> 20) + " MiB of device memory" +
+               (embd_f32_ ? "fp32/fp16" : "fp16") + " rows, the embedding " + (embd_q_ ? "decoded per token from its format" : "a dense table") +
+               ", " + std::to_string(device_bytes() >> 20) + " MiB of device memory" +
                (graph_state_ == graph_state::ready ? ", layers as one CUDA graph" : graph_state_ == graph_state::off ? ", layers launched one by one" : "");
     }
 
@@ -625,7 +648,9 @@ class llama_gpu final : public session {
         float *x = px_.as<float>(), *xb = pxb_.as<float>(), *xb2 = pxb2_.as<float>();
         float *q = pq_.as<float>(), *k = pk_.as<float>(), *v = pv_.as<float>(), *att = patt_.as<float>();
         const dim3 rows_grid = dim3(unsigned(blocks_for(std::size_t(dim))), unsigned(n));
-        if (embd_f16_)
+        if (embd_q_)
+            embd_q_->embed(tok, n, x, s);
+        else if (embd_f16_)
             kernels::embed<__half><<<rows_grid, 256, 0, s>>>(x, embd_f16_->data(), tok, dim);
         else
             kernels::embed<float><<<rows_grid, 256, 0, s>>>(x, embd_f32_->data(), tok, dim);
@@ -730,7 +755,9 @@ class llama_gpu final : public session {
         const int* tok = step_dev_.as<int>();
         const int* pos = tok + 1;
         float *x = x_.as<float>(), *xb = xb_.as<float>(), *xb2 = xb2_.as<float>();
-        if (embd_f16_)
+        if (embd_q_)
+            embd_q_->embed(tok, 1, x, s);
+        else if (embd_f16_)
             kernels::embed<__half><<<blocks_for(std::size_t(dim)), 256, 0, s>>>(x, embd_f16_->data(), tok, dim);
         else
             kernels::embed<float><<<blocks_for(std::size_t(dim)), 256, 0, s>>>(x, embd_f32_->data(), tok, dim);
@@ -801,9 +828,10 @@ class llama_gpu final : public session {
     int* step_host_ = nullptr;
     device_buffer step_dev_;
     std::vector<layer> layers_;
+    std::shared_ptr<gpu::matrix> embd_q_;  // the embedding as stored (often the tied classifier too)
     std::unique_ptr<dense_matrix<__half>> embd_f16_;
     std::unique_ptr<dense_matrix<float>> embd_f32_;
-    std::unique_ptr<gpu::matrix> output_;
+    std::shared_ptr<gpu::matrix> output_;
     device_buffer output_norm_, k_cache_, v_cache_, inv_freq_;
     device_buffer x_, xb_, xb2_, q_, k_, v_, att_, h1_, h3_, scores_, logits_;
     // prefill's: chunk_ rows of each (256, or the context if shorter: a GEMM at 64 tokens left

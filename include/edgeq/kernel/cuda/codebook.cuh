@@ -33,7 +33,8 @@ __device__ __forceinline__ std::uint32_t prmt_b32(std::uint32_t a, std::uint32_t
 struct codebook_regs {
     std::uint32_t lo[4], hi[4];
 
-    template <class F>
+    // Lo: what rounding each value to half left (grouped.cuh, table_entry_lo), for fp32 sums.
+    template <class F, bool Lo = false>
     __device__ static codebook_regs of() {
         codebook_regs t;
 #pragma unroll
@@ -41,7 +42,8 @@ struct codebook_regs {
             t.lo[j] = t.hi[j] = 0u;
 #pragma unroll
             for (int k = 0; k < 4; ++k) {
-                const std::uint32_t b = __half_as_ushort(__float2half_rn(F::code_value(4 * j + k)));
+                const float v = F::code_value(4 * j + k), r = Lo ? v - __half2float(__float2half_rn(v)) : v;
+                const std::uint32_t b = __half_as_ushort(__float2half_rn(r));
                 t.lo[j] |= (b & 0xffu) << (8 * k);
                 t.hi[j] |= (b >> 8) << (8 * k);
             }

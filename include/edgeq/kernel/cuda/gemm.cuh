@@ -33,11 +33,11 @@ template <class A, class XT, class YT, int TN>
 __global__ void __launch_bounds__(256) gemm_tiled_kernel(const A a, const XT* __restrict__ x, YT* __restrict__ y, std::size_t n) {
     constexpr int T = gemm_tile, PT = TN / 16;
     static_assert(TN == 16 || TN == 64, "gemm_tiled_kernel: 16 or 64 tokens per block");
-    __shared__ __half2 table[table_storage<A>::size];
+    __shared__ __half2 table[exact_table_storage<A>::size];
     __shared__ float ws[T][T];       // [column in step][row]: rows contiguous for the 4-row reads
     __shared__ float xs[T][TN + 1];  // [column in step][token]; +1 spreads the transposing stores
     if (A::table_size > 0) {
-        for (int i = int(threadIdx.x); i < A::table_size; i += 256) table[i] = A::table_entry(i);
+        fill_exact_table<A>(table);
         __syncthreads();
     }
     const std::size_t m0 = std::size_t(blockIdx.x) * T, n0 = std::size_t(blockIdx.y) * TN;
@@ -52,12 +52,12 @@ __global__ void __launch_bounds__(256) gemm_tiled_kernel(const A a, const XT* __
             const std::size_t u = k0 / 32 + std::size_t(du);
             typename A::raw raw;
             a.load(r, u, raw);
-            __half2 v[16];
+            float2 v[16];
             float s[A::groups], m;
-            a.decode(raw, table, v, s, m);
+            decode_f32(a, raw, table, v, s, m);
 #pragma unroll
             for (int i = 0; i < 16; ++i) {
-                const float2 f = __half22float2(v[i]);
+                const float2 f = v[i];
                 const float sc = s[run_scale<A>(i / 4)];
                 const int c = 32 * du + 2 * i;
                 ws[c][ml] = fmaf(sc, f.x, -m);

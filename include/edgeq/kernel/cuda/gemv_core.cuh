@@ -234,6 +234,32 @@ struct table_storage {
     static constexpr int size = A::table_size > 0 ? A::table_size : 1;
 };
 
+// fp32 sums of code-book values (NF4, A::exact_lo): each value is hi + lo, hi the half that the
+// half2 kernels use and lo = value - hi, also a half, so that hi + lo holds the fp32 value to 22
+// bits and the fp32 kernels (gemv_fp32_kernel, the tensor-core GEMV, the tiled GEMM,
+// decode_rows) compute with the code book the CPU uses. Their shared table is then A::table_size
+// hi entries followed by as many lo entries (table_entry_lo).
+template <class A, class = void>
+struct exact_lo_of : std::false_type {};
+template <class A>
+struct exact_lo_of<A, typename std::enable_if<A::exact_lo>::type> : std::true_type {};
+template <class A>
+struct exact_table_storage {
+    static constexpr int size = exact_lo_of<A>::value ? 2 * A::table_size : table_storage<A>::size;
+};
+template <class A>
+__device__ __forceinline__ void fill_lo(__half2* lo, std::true_type) {
+    for (int i = int(threadIdx.x); i < A::table_size; i += int(blockDim.x)) lo[i] = A::table_entry_lo(i);
+}
+template <class A>
+__device__ __forceinline__ void fill_lo(__half2*, std::false_type) {}
+// Fills the table of an fp32 kernel (hi, then lo); the caller synchronises.
+template <class A>
+__device__ __forceinline__ void fill_exact_table(__half2* table) {
+    for (int i = int(threadIdx.x); i < A::table_size; i += int(blockDim.x)) table[i] = A::table_entry(i);
+    fill_lo<A>(table + A::table_size, exact_lo_of<A>{});
+}
+
 // Rows r0 .. r0 + R - 1, the ones past the end clamped to the last row (loaded, not stored).
 template <class A, int R>
 __device__ __forceinline__ void rows_from(const A& a, std::size_t r0, std::size_t (&row)[R]) {
@@ -334,6 +360,43 @@ template <class A>
 __device__ __forceinline__ void decode_staged(const A& a, const typename A::raw& in, const __half2* table,
                                               __half2 (&v)[16], float (&s)[A::groups], float& m) {
     decode_staged(a, in, table, v, s, m, std::integral_constant<bool, A::staged_order != x_order::columns>{});
+}
+
+// The lo halves (exact_lo_of) in decode_staged's order; zero for the other formats.
+template <class A>
+__device__ __forceinline__ void decode_staged_lo(const A& a, const typename A::raw& in, const __half2* lo, __half2 (&v)[16],
+                                                 std::true_type) {
+    if (A::staged_order != x_order::columns)
+        a.decode_paired_lo(in, lo, v);
+    else
+        a.decode_lo(in, lo, v);
+}
+template <class A>
+__device__ __forceinline__ void decode_staged_lo(const A&, const typename A::raw&, const __half2*, __half2 (&)[16], std::false_type) {}
+
+template <class A>
+__device__ __forceinline__ void add_lo(const A& a, const typename A::raw& in, const __half2* lo, float2 (&f)[16], std::true_type) {
+    __half2 v[16];
+    a.decode_lo(in, lo, v);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+        const float2 l = __half22float2(v[i]);
+        f[i].x += l.x, f[i].y += l.y;
+    }
+}
+template <class A>
+__device__ __forceinline__ void add_lo(const A&, const typename A::raw&, const __half2*, float2 (&)[16], std::false_type) {}
+
+// A unit's values as fp32 pairs in decode()'s order (columns), code books to fp32 (hi + lo;
+// `table` as fill_exact_table leaves it), with its scales and minimum term.
+template <class A>
+__device__ __forceinline__ void decode_f32(const A& a, const typename A::raw& in, const __half2* table, float2 (&f)[16],
+                                           float (&s)[A::groups], float& m) {
+    __half2 v[16];
+    a.decode(in, table, v, s, m);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) f[i] = __half22float2(v[i]);
+    add_lo(a, in, table + A::table_size, f, exact_lo_of<A>{});
 }
 
 // The four nibble words of a 4-bit unit to 16 half2 of (code - z) in nibble pair order:
@@ -908,11 +971,11 @@ void check_activations(const A& a, const XT* x, const void* y) {
 // The fast kernels above round x to half and sum runs of half products: about 1e-3 relative
 // error of a small model's logits (docs/cuda.md), the price of the Nano's half2 rate. This kernel
 // is the accurate one: the same adaptors decode each unit to half2 (exact small integers for
-// integer codes; NF4's code-book values and SpQR's fractional zero points rounded to half), each
-// pair goes to fp32 and meets fp32 activations in fp32 FMAs, scales in fp32. So it computes what
-// the CPU engine computes up to the order of the sums. Every format and row length: x is read
-// through the read-only cache (no staging, no length limit); a warp takes 4 rows (each x serves 4
-// weights), one wave of resident blocks striding over the rows.
+// integer codes; NF4's code book as hi + lo halves, decode_f32; SpQR's fractional zero points
+// rounded to half), each pair goes to fp32 and meets fp32 activations in fp32 FMAs, scales in
+// fp32. So it computes what the CPU engine computes up to the order of the sums. Every format
+// and row length: x is read through the read-only cache (no staging, no length limit); a warp
+// takes 4 rows (each x serves 4 weights), one wave of resident blocks striding over the rows.
 // edgeq::cuda::fp32_sums runs it below sm_80, for SpQR and for fp16 activations; on sm_80 and
 // newer the others take the tensor-core kernel of gemv_mma.cuh (the same sums, faster).
 
@@ -953,16 +1016,16 @@ __device__ __forceinline__ float unit_fp32(const A& a, const __half2* table, std
                                            const float (&xv)[32], float xsum) {
     typename A::raw raw;
     a.load(r, u, raw);
-    __half2 v[16];
+    float2 v[16];
     float s[A::groups], m;
-    a.decode(raw, table, v, s, m);
+    decode_f32(a, raw, table, v, s, m);
     float t[4];
 #pragma unroll
     for (int g = 0; g < 4; ++g) {
         float acc = 0.0f;
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
-            const float2 f = __half22float2(v[4 * g + i]);
+            const float2 f = v[4 * g + i];
             acc = fmaf(f.x, xv[8 * g + 2 * i], acc);
             acc = fmaf(f.y, xv[8 * g + 2 * i + 1], acc);
         }
@@ -979,12 +1042,55 @@ __device__ __forceinline__ float unit_fp32(const A& a, const __half2* table, std
     return res;
 }
 
+// Rows rows[t] of the matrix for t < n (device memory), each in fp32 at out + t * cols, every
+// weight as unit_fp32 multiplies it (scale * value - minimum): a token's embedding read from a
+// quantized table, exact for integer codes. A thread per unit, a row per blockIdx.y.
+template <class A>
+__global__ void decode_rows_kernel(const A a, const int* __restrict__ rows, float* __restrict__ out) {
+    __shared__ __half2 table[exact_table_storage<A>::size];
+    if (A::table_size > 0) {
+        fill_exact_table<A>(table);
+        __syncthreads();
+    }
+    const std::size_t u = std::size_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (u >= a.units) return;
+    float* o = out + std::size_t(blockIdx.y) * a.cols;
+    typename A::raw raw;
+    a.load(std::size_t(rows[blockIdx.y]), u, raw);
+    float2 v[16];
+    float s[A::groups], m;
+    decode_f32(a, raw, table, v, s, m);
+    if (!A::needs_xsum) m = 0.0f;
+#pragma unroll
+    for (int g = 0; g < 4; ++g) {
+        const float sg = s[g * A::groups / 4];
+        const std::size_t c = a.x_run(u, g);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const float2 f = v[4 * g + i];
+            o[c + 2 * i] = sg * f.x - m;
+            o[c + 2 * i + 1] = sg * f.y - m;
+        }
+    }
+}
+
+template <class A>
+void launch_decode_rows(const A& a, const int* rows, std::size_t n, float* out, cudaStream_t stream) {
+    static_assert(!A::row_extra, "decode_rows: this format adds a per-row term (SpQR's outliers) that the unit decoder does not give");
+    if (n == 0 || a.units == 0) return;
+    if (n > 65535) throw error("cuda::decode_rows: at most 65535 rows per call");
+    constexpr unsigned threads = 128;
+    decode_rows_kernel<A><<<dim3(unsigned((a.units + threads - 1) / threads), unsigned(n)), threads, 0, stream>>>(a, rows, out);
+    const cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) throw error(std::string("cuda::decode_rows: kernel launch failed: ") + cudaGetErrorString(e));
+}
+
 // A warp takes R rows, so each activation read from the cache serves R weights.
 template <class A, class XT, class YT, int Warps, int R>
 __global__ void __launch_bounds__(Warps * 32) gemv_fp32_kernel(const A a, const XT* __restrict__ x, YT* __restrict__ y) {
-    __shared__ __half2 table[table_storage<A>::size];
+    __shared__ __half2 table[exact_table_storage<A>::size];
     if (A::table_size > 0) {
-        for (int i = int(threadIdx.x); i < A::table_size; i += Warps * 32) table[i] = A::table_entry(i);
+        fill_exact_table<A>(table);
         __syncthreads();
     }
     const unsigned lane = threadIdx.x % 32u;

@@ -6,7 +6,7 @@
 // 1e-3 relative error on a model's logits; gemv_fp32_kernel is exact but turns every weight into
 // a float and an FFMA, twice the instructions of the half2 path, so it streams slower. mma.sync
 // multiplies half operands exactly into fp32 sums: the decoded weights (exact small integers,
-// or NF4's code-book values rounded to half as every kernel here has them) times x split into
+// or NF4's code-book values as hi + lo halves, 8 more mmas per unit) times x split into
 // x_hi + x_lo, two halves that hold x to 22 bits (|x| up to 65504, the half range, as any fp16
 // activation; the half2 kernels' pre-scaled runs allow less). So the sums are what the CPU
 // computes up to the order of the additions, and the products cost one instruction per 8
@@ -160,6 +160,19 @@ __device__ __forceinline__ void mma_step(const A& a, const uint4* xs, const floa
                 mma_m16n8k16(d[r], h2_bits(v0[2 * k]), h2_bits(v1[2 * k]), h2_bits(v0[2 * k + 1]), h2_bits(v1[2 * k + 1]), xv[2 * k],
                              xv[2 * k + 1]);
         }
+        // Code books: the values' lo halves (exact_lo_of) through the same x, into the same sums.
+        if (exact_lo_of<A>::value) {
+            if (valid) {
+                decode_staged_lo(a, raw[j][0], table + A::table_size, v0, exact_lo_of<A>{});
+                decode_staged_lo(a, raw[j][1], table + A::table_size, v1, exact_lo_of<A>{});
+            }
+#pragma unroll
+            for (int r = 0; r < 4; ++r)
+#pragma unroll
+                for (int k = 2 * r; k < 2 * r + 2; ++k)
+                    mma_m16n8k16(d[r], h2_bits(v0[2 * k]), h2_bits(v1[2 * k]), h2_bits(v0[2 * k + 1]), h2_bits(v1[2 * k + 1]),
+                                 xv[2 * k], xv[2 * k + 1]);
+        }
         float t0 = 0.0f, t1 = 0.0f;
 #pragma unroll
         for (int r = 0; r < 4; ++r) {
@@ -188,10 +201,9 @@ __global__ void __launch_bounds__(Warps * 32)
     extern __shared__ uint4 staged[];
     const unsigned zero_chunk = unsigned(a.cols / 4);  // after the 2 chunks per 8 columns
     float* xsums = reinterpret_cast<float*>(staged + zero_chunk + 1);
-    __shared__ __half2 table[table_storage<A>::size];
+    __shared__ __half2 table[exact_table_storage<A>::size];
     __shared__ float partial[2][Warps][16];
-    if (A::table_size > 0)
-        for (int i = int(threadIdx.x); i < A::table_size; i += Warps * 32) table[i] = A::table_entry(i);
+    if (A::table_size > 0) fill_exact_table<A>(table);
     if (threadIdx.x == 0) staged[zero_chunk] = make_uint4(0u, 0u, 0u, 0u);
     const unsigned lane = threadIdx.x % 32u, warp = threadIdx.x / 32u, g = lane / 4u, t = lane % 4u;
     // This lane's B role: x_hi (h = 0) or x_lo (h = 1) of unit u0 + t, when t == g / 2.

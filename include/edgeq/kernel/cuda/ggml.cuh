@@ -346,6 +346,14 @@ void gemm(fp32_sums_t, const qview<ggml_format<Block>>& w, const XT* x_dev, YT* 
     kernel::cuda::launch_gemm_fp32(kernel::cuda::make_adaptor(w), x_dev, y_dev, n, stream);
 }
 
+// Rows rows_dev[t] (t < n, device memory) of W in fp32 at out_dev + t * cols: an embedding
+// lookup from a quantized table, each weight as the fp32 kernels multiply it (exact for integer
+// codes).
+template <class Block>
+void decode_rows(const qview<ggml_format<Block>>& w, const int* rows_dev, std::size_t n, float* out_dev, cudaStream_t stream = 0) {
+    kernel::cuda::launch_decode_rows(kernel::cuda::make_adaptor(w), rows_dev, n, out_dev, stream);
+}
+
 // A view of the device copy at `to` of a matrix whose host blob is at `from`.
 template <class Block>
 qview<ggml_format<Block>> rebase(qview<ggml_format<Block>> v, const void* from, const void* to) {

@@ -89,6 +89,19 @@ struct grouped_adaptor {
     __device__ static __half2 table_entry(int i) {
         return __floats2half2_rn(F::code_value(i & 15), F::code_value(i >> 4));
     }
+    // Code books in fp32 sums (gemv_core.cuh, exact_lo_of): what table_entry's rounding to half left.
+    static constexpr bool exact_lo = !F::is_uniform;
+    __device__ static __half2 table_entry_lo(int i) {
+        const float a = F::code_value(i & 15), b = F::code_value(i >> 4);
+        return __floats2half2_rn(a - __half2float(__float2half_rn(a)), b - __half2float(__float2half_rn(b)));
+    }
+    // The lo halves in decode()'s order (columns) and in decode_paired()'s (a byte's two codes).
+    __device__ void decode_lo(const raw& in, const __half2* lo, __half2 (&v)[16]) const {
+        decode_codes(in, lo, v, std::false_type{});
+    }
+    __device__ void decode_paired_lo(const raw& in, const __half2* lo, __half2 (&v)[16]) const {
+        book_pairs(codebook_regs::of<F, true>(), in, lo, v);
+    }
     __device__ std::size_t x_run(std::size_t u, int i) const { return 32 * u + 8 * std::size_t(i); }
 
     __device__ const std::uint8_t* unit_bytes(std::size_t r, std::size_t u) const { return w.row_codes(r) + u * chunk_bytes; }
@@ -120,7 +133,10 @@ struct grouped_adaptor {
     // table, so that integer instructions and shared loads share the work (codebook.cuh; H100,
     // 11008 x 4096: all through the table 47% of the copy bandwidth, all in registers 54%, this 63%).
     __device__ static void paired_codes(const raw& in, const __half2* table, __half2 (&v)[16], std::false_type) {
-        const codebook_regs book = codebook_regs::of<F>();
+        book_pairs(codebook_regs::of<F>(), in, table, v);
+    }
+    // `book` and `table` hold the same values (the code book, or its lo halves).
+    __device__ static void book_pairs(const codebook_regs& book, const raw& in, const __half2* table, __half2 (&v)[16]) {
 #pragma unroll
         for (int m = 0; m < 2; ++m) codebook_word(book, in.words[m], v + 4 * m);
 #pragma unroll
@@ -241,6 +257,14 @@ template <class F, class XT, class YT>
 void gemm(fp32_sums_t, const qview<F>& w, const XT* x_dev, YT* y_dev, std::size_t n, cudaStream_t stream = 0) {
     if (w.rows == 0 || n == 0) return;
     kernel::cuda::launch_gemm_fp32(kernel::cuda::make_adaptor(w), x_dev, y_dev, n, stream);
+}
+
+// Rows rows_dev[t] (t < n, device memory) of W in fp32 at out_dev + t * cols: an embedding
+// lookup from a quantized table, each weight as the fp32 kernels multiply it (what the CPU
+// decodes, to fp32 rounding).
+template <class F>
+void decode_rows(const qview<F>& w, const int* rows_dev, std::size_t n, float* out_dev, cudaStream_t stream = 0) {
+    kernel::cuda::launch_decode_rows(kernel::cuda::make_adaptor(w), rows_dev, n, out_dev, stream);
 }
 
 // A view of the copy of a blob at `to` (e.g. a device buffer) from a view of the blob at `from`:
