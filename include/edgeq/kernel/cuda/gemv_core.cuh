@@ -1044,7 +1044,7 @@ __device__ __forceinline__ float unit_fp32(const A& a, const __half2* table, std
 
 // Rows rows[t] of the matrix for t < n (device memory), each in fp32 at out + t * cols, every
 // weight as unit_fp32 multiplies it (scale * value - minimum): a token's embedding read from a
-// quantized table, exact for integer codes. A thread per unit, a row per blockIdx.y.
+// quantized table, what the CPU decodes to fp32 rounding. A thread per unit, a row per blockIdx.y.
 template <class A>
 __global__ void decode_rows_kernel(const A a, const int* __restrict__ rows, float* __restrict__ out) {
     __shared__ __half2 table[exact_table_storage<A>::size];
