@@ -155,7 +155,6 @@ const std::size_t gemv_shapes[][2] = {{75, 1024}, {129, 1536}, {3, 256}, {21, 43
 // The error budget of the fp32 kernel for format F.
 template <class F>
 double fp32_tolerance() {
-    using A = decltype(edgeq::kernel::cuda::make_adaptor(std::declval<view_t<F>>()));
     return is_spqr_format<F>::value ? kRelTolFp32Rounded : kRelTolFp32;
 }
 
@@ -269,10 +268,6 @@ TEST("spqr-3bit-g16 other launches and batches") {
     }
 }
 
-// Programmatic dependent launch (sm_90: launch_kernel): a GEMV may start before the kernel that
-// writes its x has finished, and must wait for it before reading x. A chain y1 = W x, y2 = W y1,
-// ... of square GEMVs queued back to back on one stream (each reading what the previous wrote,
-// its output poisoned first) must equal the same chain with the host waiting after each launch.
 // decode_rows (the GPU engine's embedding from a quantized table): rows in any order, repeated,
 // the last one, against the CPU reference decoder; NaN-poisoned output.
 template <class F>
@@ -324,6 +319,10 @@ TEST("decode_rows (embeddings from a quantized table)") {
     check_decode_rows<g_q6_k>();
 }
 
+// Programmatic dependent launch (sm_90: launch_kernel): a GEMV may start before the kernel that
+// writes its x has finished, and must wait for it before reading x. A chain y1 = W x, y2 = W y1,
+// ... of square GEMVs queued back to back on one stream (each reading what the previous wrote,
+// its output poisoned first) must equal the same chain with the host waiting after each launch.
 template <class F>
 void check_dependent_chain(std::size_t n) {
     host_matrix m;
