@@ -2,13 +2,15 @@
 // to cuBLAS's fp16 GEMV (cublasGemmEx with N = 1) and the measured device-to-device copy
 // bandwidth, in the same run; then GEMM at batch 16 and 512 against cuBLAS fp16 GEMM.
 //
-//     bench_cuda [--quick] [--tune] [--half] [--fp32-sums]
+//     bench_cuda [--quick] [--tune] [--half] [--fp32-sums] [--exact-half]
 //
 // --quick: three shapes and fewer iterations; --tune: also time the GEMV launch shapes
 // (warps x rows per block) per format; --half: the GEMV's activations and outputs in fp16, as
 // cuBLAS's are (default fp32, as the engine's); --fp32-sums: also every format in fp32 sums
 // (edgeq::cuda::fp32_sums: tensor cores on sm_80 and newer with fp32 activations, fp32 FMAs
-// otherwise or with EDGEQ_CUDA_MMA=0). Output: markdown tables on stdout (docs/cuda.md).
+// otherwise or with EDGEQ_CUDA_MMA=0); --exact-half: also every format in exact half sums
+// (edgeq::cuda::exact_half_sums, gemv_exact.cuh: the Jetson Nano's default). Output: markdown
+// tables on stdout (docs/cuda.md).
 //
 // Weights are random bytes with valid scales (the kernels' speed does not depend on the
 // values; tests/cuda checks the results). Each matrix is replicated until the copies exceed
@@ -76,7 +78,9 @@ bool quick = false;
 std::string only;      // --only NAME: just that format (for profilers)
 bool profile = false;  // --profile: each timed function runs once, for ncu
 bool half_io = false;  // --half: batch-1 GEMV activations and outputs in fp16 (as cuBLAS's), not fp32
-bool fp32_rows = false;  // --fp32-sums: also each format through edgeq::cuda::fp32_sums
+bool fp32_rows = false;   // --fp32-sums: also each format through edgeq::cuda::fp32_sums
+bool exact_rows = false;  // --exact-half: also each format through edgeq::cuda::exact_half_sums
+enum class sums { half, fp32, exact };
 int l2_bytes = 0;
 double copy_gbs = 0.0;
 
@@ -276,15 +280,17 @@ void bench_cublas_gemv() {
 // Batch-1 GEMV of shape si through the views (one per replica, cycled so that every call streams
 // from HBM); a row of the table, GB/s counting blob_bytes once per call.
 template <class T, class View>
-double time_gemv_io(const shape& s, std::size_t blob_bytes, const std::vector<View>& views, bool fp32) {
+double time_gemv_io(const shape& s, std::size_t blob_bytes, const std::vector<View>& views, sums mode) {
     T *x, *y;
     CK(cudaMalloc(&x, s.cols * sizeof(T)));
     CK(cudaMemset(x, 0, s.cols * sizeof(T)));
     CK(cudaMalloc(&y, s.rows * sizeof(T)));
     const double us = time_us(
         [&](int i) {
-            if (fp32)
+            if (mode == sums::fp32)
                 edgeq::cuda::gemv(edgeq::cuda::fp32_sums, views[std::size_t(i) % views.size()], x, y, stream);
+            else if (mode == sums::exact)
+                edgeq::cuda::gemv(edgeq::cuda::exact_half_sums, views[std::size_t(i) % views.size()], x, y, stream);
             else
                 edgeq::cuda::gemv(views[std::size_t(i) % views.size()], x, y, stream);
         },
@@ -296,10 +302,11 @@ double time_gemv_io(const shape& s, std::size_t blob_bytes, const std::vector<Vi
 template <class View>
 void time_gemv_row(const char* name, std::size_t si, std::size_t blob_bytes, const std::vector<View>& views) {
     const shape& s = shapes[si];
-    for (const bool fp32 : {false, true}) {
-        if (fp32 && !fp32_rows) break;
-        const double us = half_io ? time_gemv_io<__half>(s, blob_bytes, views, fp32) : time_gemv_io<float>(s, blob_bytes, views, fp32);
-        gemv_rows.push_back({std::string(name) + (fp32 ? " (fp32 sums)" : ""), std::to_string(s.rows) + "x" + std::to_string(s.cols),
+    for (const sums mode : {sums::half, sums::exact, sums::fp32}) {
+        if ((mode == sums::fp32 && !fp32_rows) || (mode == sums::exact && !exact_rows)) continue;
+        const double us = half_io ? time_gemv_io<__half>(s, blob_bytes, views, mode) : time_gemv_io<float>(s, blob_bytes, views, mode);
+        const char* tag = mode == sums::fp32 ? " (fp32 sums)" : mode == sums::exact ? " (exact half sums)" : "";
+        gemv_rows.push_back({std::string(name) + tag, std::to_string(s.rows) + "x" + std::to_string(s.cols),
                              8.0 * double(blob_bytes) / double(s.rows * s.cols), us, double(blob_bytes) / us / 1e3,
                              cublas_gemv_us[si]});
     }
@@ -529,8 +536,9 @@ int main(int argc, char** argv) {
         else if (!std::strcmp(argv[i], "--profile")) profile = true;
         else if (!std::strcmp(argv[i], "--half")) half_io = true;
         else if (!std::strcmp(argv[i], "--fp32-sums")) fp32_rows = true;
+        else if (!std::strcmp(argv[i], "--exact-half")) exact_rows = true;
         else {
-            std::fprintf(stderr, "usage: bench_cuda [--quick] [--tune] [--half] [--fp32-sums] [--only FORMAT] [--profile]\n");
+            std::fprintf(stderr, "usage: bench_cuda [--quick] [--tune] [--half] [--fp32-sums] [--exact-half] [--only FORMAT] [--profile]\n");
             return 2;
         }
     }

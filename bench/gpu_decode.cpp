@@ -159,13 +159,19 @@ int main(int argc, char** argv) {
             const char* scheme;
             gpu::arithmetic math;
             const char* math_name;
-        } cases[] = {{"int4-g128", gpu::arithmetic::half, "half"}, {"int4-g128", gpu::arithmetic::automatic, "auto"},
-                     {"q4_0", gpu::arithmetic::half, "half"},      {"q4_0", gpu::arithmetic::automatic, "auto"},
-                     {"q4_k", gpu::arithmetic::half, "half"},      {"q4_k", gpu::arithmetic::automatic, "auto"},
+        } cases[] = {{"int4-g128", gpu::arithmetic::half, "half"}, {"int4-g128", gpu::arithmetic::exact_half, "exact-half"},
+                     {"int4-g128", gpu::arithmetic::automatic, "auto"},
+                     {"q4_0", gpu::arithmetic::half, "half"},      {"q4_0", gpu::arithmetic::exact_half, "exact-half"},
+                     {"q4_0", gpu::arithmetic::automatic, "auto"},
+                     {"q4_k", gpu::arithmetic::half, "half"},      {"q4_k", gpu::arithmetic::exact_half, "exact-half"},
+                     {"q4_k", gpu::arithmetic::automatic, "auto"},
                      {"q6_k", gpu::arithmetic::half, "half"},      {"q6_k", gpu::arithmetic::automatic, "auto"},
-                     {"q8_0", gpu::arithmetic::half, "half"},      {"q8_0", gpu::arithmetic::automatic, "auto"},
-                     {"int8-g128", gpu::arithmetic::half, "half"}, {"int8-g128", gpu::arithmetic::automatic, "auto"},
-                     {"int3-g128", gpu::arithmetic::half, "half"}, {"int3-g128", gpu::arithmetic::automatic, "auto"},
+                     {"q8_0", gpu::arithmetic::half, "half"},      {"q8_0", gpu::arithmetic::exact_half, "exact-half"},
+                     {"q8_0", gpu::arithmetic::automatic, "auto"},
+                     {"int8-g128", gpu::arithmetic::half, "half"}, {"int8-g128", gpu::arithmetic::exact_half, "exact-half"},
+                     {"int8-g128", gpu::arithmetic::automatic, "auto"},
+                     {"int3-g128", gpu::arithmetic::half, "half"}, {"int3-g128", gpu::arithmetic::exact_half, "exact-half"},
+                     {"int3-g128", gpu::arithmetic::automatic, "auto"},
                      {"f16", gpu::arithmetic::half, "(fp16 rows)"}};
         std::string described;
         for (const auto& k : cases) {

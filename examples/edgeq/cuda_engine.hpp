@@ -35,14 +35,16 @@ inline edgeq::error cuda_missing() { return edgeq::error("this edgeq was built w
 
 // --gpu-math, as edgeq run and edgeq perplexity take it.
 constexpr const char* gpu_math_help =
-    "  --gpu-math M           with --device cuda, how the format kernels multiply: auto (default;\n"
-    "                         fp32 sums on tensor cores from sm_80; below, half2 products, the\n"
-    "                         Jetson Nano's fast path, on rows of 512 weights and more, fp32 on\n"
-    "                         shorter rows), half (half2 everywhere: fastest, about 1e-3 off) or\n"
-    "                         fp32 (fp32 sums: the CPU's arithmetic; below sm_80 slower)\n";
+    "  --gpu-math M           with --device cuda, how the format kernels multiply: auto (default:\n"
+    "                         fp32 on tensor cores from sm_80, exact-half below), exact-half\n"
+    "                         (half2 products with the activations split so that sums are exact,\n"
+    "                         the Jetson Nano's default; fp32 for NF4, SpQR and Q6_K), half (half2\n"
+    "                         sums: fastest, 1e-3 to 1e-2 off) or fp32 (fp32 sums: the CPU's\n"
+    "                         arithmetic; below sm_80 slower)\n";
 inline bool parse_gpu_math(const std::string& s, gpu::arithmetic* m) {
     if (s == "auto") *m = gpu::arithmetic::automatic;
     else if (s == "half") *m = gpu::arithmetic::half;
+    else if (s == "exact-half") *m = gpu::arithmetic::exact_half;
     else if (s == "fp32") *m = gpu::arithmetic::fp32;
     else return false;
     return true;

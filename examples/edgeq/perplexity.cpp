@@ -25,7 +25,7 @@ namespace {
 const std::string help =
     "usage: edgeq perplexity -m MODEL -f TEXT [-t TOKENIZER] [--ctx N] [--chunks N]\n"
     "                        [--protocol gptq|llamacpp] [--bytes A:B] [--kl-base MODEL] [--threads N]\n"
-    "                        [--weights W] [--device cpu|cuda] [--direct-load] [--gpu-math auto|half|fp32]\n"
+    "                        [--weights W] [--device cpu|cuda] [--direct-load] [--gpu-math auto|exact-half|half|fp32]\n"
     "                        [--json]\n"
     "\n"
     "protocols:\n"
@@ -113,7 +113,7 @@ int perplexity(int argc, char** argv) {
             direct = true;
         } else if (opt == "--gpu-math") {
             const std::string m = a.value(opt);
-            if (!cli::parse_gpu_math(m, &math)) a.fail("--gpu-math takes auto, half or fp32, not '" + m + "'");
+            if (!cli::parse_gpu_math(m, &math)) a.fail("--gpu-math takes auto, exact-half, half or fp32, not '" + m + "'");
             math_given = true;
         } else {
             a.unknown(opt);

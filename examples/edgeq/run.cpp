@@ -27,7 +27,7 @@ using clock_type = std::chrono::steady_clock;
 const std::string help =
     "usage: edgeq run -m MODEL [-t TOKENIZER] [-p PROMPT] [-n N] [--temp T] [--top-k K] [--top-p P]\n"
     "                 [--repeat-penalty R] [--repeat-last-n N] [--seed S] [--threads N] [--weights W]\n"
-    "                 [--ctx N] [--device cpu|cuda] [--direct-load] [--gpu-math auto|half|fp32] [--json]\n"
+    "                 [--ctx N] [--device cpu|cuda] [--direct-load] [--gpu-math auto|exact-half|half|fp32] [--json]\n"
     "\n"
     "Generates text after PROMPT, printing each token as it comes, then the speeds of the prompt\n"
     "(all tokens at once through GEMM) and of the generation (one token at a time, GEMV and a KV\n"
@@ -128,7 +128,7 @@ int run(int argc, char** argv) {
             direct = true;
         } else if (o == "--gpu-math") {
             const std::string m = a.value(o);
-            if (!cli::parse_gpu_math(m, &math)) a.fail("--gpu-math takes auto, half or fp32, not '" + m + "'");
+            if (!cli::parse_gpu_math(m, &math)) a.fail("--gpu-math takes auto, exact-half, half or fp32, not '" + m + "'");
             math_given = true;
         } else {
             a.unknown(o);

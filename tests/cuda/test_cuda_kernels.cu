@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -34,6 +35,10 @@ constexpr double kRelTol = 4e-3;
 // SpQR's fractional zero points are rounded to half first (2^-11 relative per weight).
 constexpr double kRelTolFp32 = 2e-5;
 constexpr double kRelTolFp32Rounded = 1e-3;
+// edgeq::cuda::exact_half_sums (gemv_exact.cuh): half2 FMAs whose products and sums of the
+// activations' integer parts are exact; only the run of the remainders rounds (its terms are
+// about M_max times smaller than the half2 kernels'). Measured at most 2.9e-5 (H100, 2026-11-24).
+constexpr double kRelTolExact = 1e-4;
 
 // Activations: Gaussian with a few outliers far beyond what a plain half accumulator holds
 // (|x| ~ 1000), as LLM activations have.
@@ -97,10 +102,12 @@ void check_cpu_spqr(const host_matrix&, const std::vector<float>&, const std::ve
 
 // Runs `launch(view, x, y)` on n tokens of activations and compares with the reference.
 template <class F, class XT, class YT, class Launch>
-void check_case(const char* what, std::size_t rows, std::size_t cols, std::size_t n, Launch launch, double tol = kRelTol) {
+void check_case(const char* what, std::size_t rows, std::size_t cols, std::size_t n, Launch launch, double tol = kRelTol,
+                float x_scale = 1.0f) {
     host_matrix m;
     make_matrix<F>(rows, cols, unsigned(rows * 31 + cols), m);
-    const std::vector<float> xf = activations(n * cols, unsigned(cols + n));
+    std::vector<float> xf = activations(n * cols, unsigned(cols + n));
+    for (float& v : xf) v *= x_scale;
     std::vector<XT> xh(xf.size());
     std::vector<float> xr(xf.size());  // what the device sees
     for (std::size_t i = 0; i < xf.size(); ++i) {
@@ -141,6 +148,7 @@ void check_case(const char* what, std::size_t rows, std::size_t cols, std::size_
                               std::to_string(n) + ": worst " + std::to_string(worst) + ": " +
                               std::to_string(host_type<YT>::to_float(out[worst])) + " vs " + std::to_string(ref[worst]) +
                               ", rel err " + std::to_string(max_err / max_ref);
+    if (std::getenv("EDGEQ_TEST_PRINT")) std::printf("%s\n", where.c_str());
     REQUIRE_MSG(non_finite == 0, where << ", " << non_finite << " outputs not written or not finite");
     REQUIRE_MSG(max_ref > 0.0, where);
     CHECK_MSG(max_err / max_ref <= tol, where);
@@ -156,6 +164,12 @@ const std::size_t gemv_shapes[][2] = {{75, 1024}, {129, 1536}, {3, 256}, {21, 43
 template <class F>
 double fp32_tolerance() {
     return is_spqr_format<F>::value ? kRelTolFp32Rounded : kRelTolFp32;
+}
+// exact_half_sums: formats without integer values (NF4, SpQR) and Q6_K take the fp32 sums.
+template <class F>
+double exact_tolerance() {
+    using A = decltype(edgeq::kernel::cuda::make_adaptor(std::declval<view_t<F>>()));
+    return edgeq::kernel::cuda::takes_exact_sums<A>::value ? kRelTolExact : fp32_tolerance<F>();
 }
 
 template <class F>
@@ -178,6 +192,14 @@ void check_gemv_format() {
         check_case<F, float, float>("gemv f32", s[0], s[1], 1, [](const view_t<F>& w, const float* x, float* y) {
             edgeq::cuda::gemv(w, x, y);
         });
+        check_case<F, float, float>(
+            "gemv exact half sums", s[0], s[1], 1,
+            [](const view_t<F>& w, const float* x, float* y) { edgeq::cuda::gemv(edgeq::cuda::exact_half_sums, w, x, y); },
+            exact_tolerance<F>());
+        check_case<F, __half, float>(
+            "gemv exact half sums f16 x", s[0], s[1], 1,
+            [](const view_t<F>& w, const __half* x, float* y) { edgeq::cuda::gemv(edgeq::cuda::exact_half_sums, w, x, y); },
+            exact_tolerance<F>());
         check_case<F, __half, __half>("gemv f16", s[0], s[1], 1, [](const view_t<F>& w, const __half* x, __half* y) {
             edgeq::cuda::gemv(w, x, y);
         });
@@ -445,6 +467,65 @@ TEST("gemv staged shapes int8-g32") { check_staged_shapes<int8_g32>(); }
 TEST("gemv staged shapes Q4_K") { check_staged_shapes<g_q4_k>(); }
 TEST("gemv staged shapes Q4_K paired") { check_staged_shapes<g_q4_k_paired>(); }
 TEST("gemv staged shapes nf4-g64-dq") { check_staged_shapes<nf4_dq>(); }
+
+// Exact half sums through every batch-1 launch of the staged kernels (the split activations in
+// each x order; U > 1; teams; a grid-stride), activations from 1e-30 to 1e4 times the usual ones
+// (steps far from 1), and x = 0 (a step of 1, outputs exactly 0).
+template <class F>
+void check_exact_shapes() {
+    using edgeq::kernel::cuda::exact_sums;
+    using edgeq::kernel::cuda::in_columns;
+    using edgeq::kernel::cuda::launch_staged_auto;
+    using edgeq::kernel::cuda::launch_staged_rows;
+    using edgeq::kernel::cuda::launch_team_rows;
+    using edgeq::kernel::cuda::make_adaptor;
+    using A = decltype(make_adaptor(std::declval<qview<F>>()));
+    const auto exact = [](const qview<F>& w) { return exact_sums<A>(make_adaptor(w)); };
+    const auto columns = [](const qview<F>& w) { return in_columns<exact_sums<A>>(exact_sums<A>(make_adaptor(w))); };
+    check_case<F, float, float>("exact staged R1", 75, 1024, 1, [&](const qview<F>& w, const float* x, float* y) {
+        launch_staged_rows<16, 1, 1>(exact(w), x, y, 0);
+    }, kRelTolExact);
+    check_case<F, __half, float>("exact staged R3 columns", 129, 1536, 1, [&](const qview<F>& w, const __half* x, float* y) {
+        launch_staged_rows<8, 3, 1, false>(columns(w), x, y, 0);
+    }, kRelTolExact);
+    check_case<F, float, float>("exact staged R2 U2", 129, 1536, 1, [&](const qview<F>& w, const float* x, float* y) {
+        launch_staged_rows<2, 2, 2>(exact(w), x, y, 0);
+    }, kRelTolExact);
+    check_case<F, float, float>("exact staged auto U2 columns", 131, 2560, 1, [&](const qview<F>& w, const float* x, float* y) {
+        launch_staged_auto<8, 2>(columns(w), x, y, 0);
+    }, kRelTolExact);
+    check_case<F, __half, float>("exact team W8 S4 R3", 131, 1536, 1, [&](const qview<F>& w, const __half* x, float* y) {
+        launch_team_rows<8, 4, 3, 1>(exact(w), x, y, 0);
+    }, kRelTolExact);
+    const auto gemv = [](const qview<F>& w, const float* x, float* y) { edgeq::cuda::gemv(edgeq::cuda::exact_half_sums, w, x, y); };
+    check_case<F, float, float>("exact gemv tall", 40000, 256, 1, gemv, kRelTolExact);
+    check_case<F, float, float>("exact gemv x 1e-30", 75, 1024, 1, gemv, kRelTolExact, 1e-30f);
+    check_case<F, float, float>("exact gemv x 1e4", 75, 1024, 1, gemv, kRelTolExact, 1e4f);
+    check_case<F, float, __half>("exact gemv f16 y", 75, 1024, 1, [](const qview<F>& w, const float* x, __half* y) {
+        edgeq::cuda::gemv(edgeq::cuda::exact_half_sums, w, x, y);
+    }, kRelTol);
+
+    host_matrix m;
+    make_matrix<F>(64, 1024, 5u, m);
+    device_buffer<std::uint8_t> blob(m.blob.size());
+    device_buffer<float> x(1024), y(64);
+    CUDA_CHECK(cudaMemcpy(blob.p, m.blob.data(), m.blob.size(), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemset(x.p, 0, 1024 * sizeof(float)));
+    CUDA_CHECK(cudaMemset(y.p, 0xff, 64 * sizeof(float)));
+    gemv(device_view<F>(m, blob.p), x.p, y.p);
+    CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<float> out(64);
+    CUDA_CHECK(cudaMemcpy(out.data(), y.p, 64 * sizeof(float), cudaMemcpyDeviceToHost));
+    std::size_t nonzero = 0;
+    for (float v : out) nonzero += v != 0.0f;
+    CHECK_MSG(nonzero == 0, "exact gemv of x = 0: " << nonzero << " of 64 outputs are not 0");
+}
+TEST("gemv exact half sums: launches and scales, int4-g128") { check_exact_shapes<int4_g128>(); }
+TEST("gemv exact half sums: launches and scales, int2-g128") { check_exact_shapes<int2_g128>(); }
+TEST("gemv exact half sums: launches and scales, int3 in half mantissas") { check_exact_shapes<m3_g128>(); }
+TEST("gemv exact half sums: launches and scales, int8-g32") { check_exact_shapes<int8_g32>(); }
+TEST("gemv exact half sums: launches and scales, Q4_0") { check_exact_shapes<g_q4_0>(); }
+TEST("gemv exact half sums: launches and scales, Q4_K paired") { check_exact_shapes<g_q4_k_paired>(); }
 
 // NF4's code book in registers (codebook.cuh) against the code book itself, for every byte in
 // every position of a word, with both nibbles of each byte, bit 3 set and not.

@@ -65,21 +65,27 @@ class builder {
     virtual std::unique_ptr<session> finish() = 0;
 };
 
-// How the matrices on a format kernel multiply (docs/cuda.md). half: activations rounded to
-// half, runs of half2 products (the Jetson Nano's fast path; logits within about 1e-3 of the
-// CPU engine's on rows of 512 and more, up to 1.6e-3 on rows of 128), prompts of up to 16
-// tokens too. fp32: fp32 sums of exact products (within about 1e-6 for integer codes): on sm_80
-// and newer on tensor cores (gemv_mma.cuh), below in fp32 FMAs (gemv_fp32_kernel, slower than
-// half). automatic (the default): fp32 wherever tensor cores make it cheap (an H100: 6-9% fewer
-// tokens/s than half for 3- to 6-bit formats, none for 8-bit); below sm_80
-// generated tokens in half on rows of at least half_min_cols weights, fp32 on shorter rows,
-// whose few products do not average the half roundings out and whose matrices are too small
-// for the speed to matter. Prompts go through the GEMM in fp32 sums in automatic and fp32 (the
-// tiled kernel).
-enum class arithmetic { automatic, half, fp32 };
-constexpr std::size_t half_min_cols = 512;
-inline bool fp32_sums_for(arithmetic m, std::size_t cols, bool tensor_cores) {
-    return m == arithmetic::fp32 || (m == arithmetic::automatic && (tensor_cores || cols < half_min_cols));
+// How the matrices on a format kernel multiply at batch 1 (docs/cuda.md).
+// - half: activations rounded to half, runs of half2 products summed in half (the fastest path
+//   on a Jetson Nano; logits about 1e-3 of the CPU engine's on small models, 5e-3 to 8e-3 on
+//   SmolLM2-135M); prompts of up to 16 tokens too.
+// - exact_half: half2 FMAs on activations split into integer parts and remainders, so that the
+//   products and sums of the integer parts are exact (kernel/cuda/gemv_exact.cuh): one more
+//   half2 FMA per two weights than half. Formats whose values are not integers (NF4, SpQR),
+//   Q6_K and rows too long to stage take fp32 sums.
+// - fp32: fp32 sums of exact products: on sm_80 and newer on tensor cores (gemv_mma.cuh), below
+//   in fp32 FMAs (gemv_fp32_kernel).
+// - automatic (the default): fp32 on tensor cores (an H100), exact_half without (a Jetson Nano).
+// Prompts go through the GEMM in fp32 sums except with half (the batched half2 GEMV).
+enum class arithmetic { automatic, half, exact_half, fp32 };
+enum class sums { half, exact_half, fp32 };
+inline sums sums_for(arithmetic m, bool tensor_cores) {
+    switch (m) {
+        case arithmetic::half: return sums::half;
+        case arithmetic::exact_half: return sums::exact_half;
+        case arithmetic::fp32: return sums::fp32;
+        default: return tensor_cores ? sums::fp32 : sums::exact_half;
+    }
 }
 
 // Whether a CUDA device can be used; why not in *why.

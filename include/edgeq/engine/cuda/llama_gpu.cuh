@@ -110,14 +110,16 @@ class matrix {
     virtual bool can_embed() const { return false; }
     virtual void embed(const int*, std::size_t, float*, cudaStream_t) const { throw error("gpu: this matrix cannot give embedding rows"); }
     std::size_t rows = 0, cols = 0, bytes = 0;
-    bool fp32 = false;  // a format kernel in fp32 arithmetic (fp32_sums_for)
+    sums arith = sums::half;  // a format kernel's arithmetic (sums_for)
 };
 
-// y = W x on a format kernel, in half or fp32 arithmetic (gpu_model.hpp, arithmetic).
+// y = W x on a format kernel in the given arithmetic (gpu_model.hpp).
 template <class View>
-void format_gemv(bool fp32, const View& w, const float* x, float* y, cudaStream_t s) {
-    if (fp32)
+void format_gemv(sums arith, const View& w, const float* x, float* y, cudaStream_t s) {
+    if (arith == sums::fp32)
         edgeq::cuda::gemv(edgeq::cuda::fp32_sums, w, x, y, s);
+    else if (arith == sums::exact_half)
+        edgeq::cuda::gemv(edgeq::cuda::exact_half_sums, w, x, y, s);
     else
         edgeq::cuda::gemv(w, x, y, s);
 }
@@ -132,7 +134,7 @@ inline error size_mismatch(const tensor& t, std::size_t expected) {
 template <class View>
 class format_matrix : public matrix {
    public:
-    void gemv(const float* x, float* y, cudaStream_t s) const override { format_gemv(fp32, view_, x, y, s); }
+    void gemv(const float* x, float* y, cudaStream_t s) const override { format_gemv(arith, view_, x, y, s); }
     // The format's GEMM (kernel/cuda/gemm.cuh) in fp32 sums: the tiled kernel for any number of
     // tokens (a fp32 GEMV per token on rows that are not a multiple of 64). With every matrix in
     // half arithmetic (--gpu-math half) the batched half2 GEMV up to 16 tokens, as a step runs.
@@ -141,7 +143,7 @@ class format_matrix : public matrix {
     // TinyLlama-1.1B prompt of 2 to 16 tokens: 9.8 ms, against 0.9 ms for one step).
     static constexpr std::size_t short_prompt = 8;
     void gemm(const float* x, float* y, std::size_t n, cudaStream_t s) const override {
-        if (!half_prompt && fp32 && n <= short_prompt && on_tensor_cores())
+        if (!half_prompt && arith == sums::fp32 && n <= short_prompt && on_tensor_cores())
             matrix::gemm(x, y, n, s);
         else if (!half_prompt)
             edgeq::cuda::gemm(edgeq::cuda::fp32_sums, view_, x, y, n, s);
@@ -163,7 +165,7 @@ class format_matrix : public matrix {
     }
     void embed_rows(const int*, std::size_t, float*, cudaStream_t, std::false_type) const { matrix::embed(nullptr, 0, nullptr, 0); }
     format_matrix(const tensor& t, arithmetic math, std::size_t device_bytes) : blob_(device_bytes) {
-        rows = t.rows, cols = t.cols, bytes = t.n_bytes, fp32 = fp32_sums_for(math, t.cols, on_tensor_cores());
+        rows = t.rows, cols = t.cols, bytes = t.n_bytes, arith = sums_for(math, on_tensor_cores());
         half_prompt = math == arithmetic::half;
     }
     device_buffer blob_;
@@ -577,14 +579,19 @@ class llama_gpu final : public session {
         cudaDeviceProp p;
         check(cudaGetDevice(&dev), "cudaGetDevice");
         check(cudaGetDeviceProperties(&p, dev), "cudaGetDeviceProperties");
-        int native = 0, fallback = 0, in_fp32 = 0;
-        auto count = [&](const gpu::matrix& m) { (m.native() ? native : fallback) += 1, in_fp32 += m.native() && m.fp32; };
+        int native = 0, fallback = 0, in_fp32 = 0, in_exact = 0;
+        auto count = [&](const gpu::matrix& m) {
+            (m.native() ? native : fallback) += 1;
+            in_fp32 += m.native() && m.arith == sums::fp32;
+            in_exact += m.native() && m.arith == sums::exact_half;
+        };
         for (const layer& L : layers_)
             for (const std::unique_ptr<gpu::matrix>* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w2, &L.w3}) count(**m);
         count(*output_);
         return std::string(p.name) + " (sm_" + std::to_string(p.major) + std::to_string(p.minor) + "), " + std::to_string(native) +
-               " matrices on their format's kernel (" + std::to_string(native - in_fp32) + " in half arithmetic, " +
-               std::to_string(in_fp32) + " in fp32" + (kernel::cuda::mma_enabled() ? " sums on tensor cores" : "") + "), " + std::to_string(fallback) + " decoded to " +
+               " matrices on their format's kernel (" + std::to_string(native - in_fp32 - in_exact) + " in half arithmetic, " +
+               std::to_string(in_exact) + " in exact half sums, " + std::to_string(in_fp32) + " in fp32" +
+               (kernel::cuda::mma_enabled() ? " sums on tensor cores" : "") + "), " + std::to_string(fallback) + " decoded to " +
                (embd_f32_ ? "fp32/fp16" : "fp16") + " rows, the embedding " + (embd_q_ ? "decoded per token from its format" : "a dense table") +
                ", " + std::to_string(device_bytes() >> 20) + " MiB of device memory" +
                (graph_state_ == graph_state::ready ? ", layers as one CUDA graph" : graph_state_ == graph_state::off ? ", layers launched one by one" : "");

@@ -14,7 +14,8 @@
 // 0.92 GHz cannot keep up with 25.6 GB/s of 4-bit weights in fp32), are half2 FMAs at twice the
 // fp32 rate, and codes become halves with one byte permute per two weights (h2_bytes) instead
 // of an int->float conversion. Relative error against an fp32 reference is ~1e-3 of the largest
-// output, like any fp16 GEMV.
+// output, like any fp16 GEMV. Split activations (gemv_exact.cuh: x = step (m + l), the staged
+// kernels only) make the half2 products and sums of the integer parts m exact (~3e-5).
 //
 // Kernels. gemv_kernel: a block of Warps warps takes R rows, its threads stride over the rows'
 // units, loading a unit of all R rows before decoding; NT > 1 handles NT tokens at once (small
@@ -203,6 +204,77 @@ __device__ __forceinline__ float combine(const __half2 (&v)[16], const __half2 (
     return r;
 }
 
+// --- exact half sums (gemv_exact.cuh, edgeq::cuda::exact_half_sums) ------------------------
+// For formats whose decoded values are integers of at most A::code_max in magnitude. Each unit's
+// 32 activations are x = step (m + l): step a power of two, m an integer of at most M_max in
+// magnitude, l in [-1/2, 1/2] a half. A chain of half_products<A>() products q m per lane then
+// sums integers of at most 2048 in magnitude, exact in half, before it goes to fp32; only the
+// run of q l rounds, and its terms are about M_max times smaller than the half2 kernels' q x.
+template <class A, class = void>
+struct split_x_of : std::false_type {};
+template <class A>
+struct split_x_of<A, typename std::enable_if<A::split_x>::type> : std::true_type {};
+
+// Products per lane in one exact half chain: 8 for codes of up to 4 bits with one scale per unit
+// (M_max 32 for int4 and Q4_0), 2 for wider codes (8-bit: M_max 8), else a run of 4 (a scale
+// per run). Shorter chains allow a larger M_max (finer remainders) for one more conversion each.
+template <class A>
+__host__ __device__ constexpr int half_products() {
+    return A::fp32_runs ? 2 : A::groups == 1 ? 8 : 4;
+}
+__host__ __device__ constexpr int pow2_at_most(int n, int p = 1) {
+    return 2 * p > n ? p : pow2_at_most(n, 2 * p);
+}
+
+// Run g's step from a unit's word of biased exponent bytes (stage_x): 2^(byte - 127).
+__device__ __forceinline__ float step_of(std::uint32_t steps, int g) {
+    return __int_as_float(int((steps >> (8 * g)) & 0xffu) << 23);
+}
+
+// combine() for split activations (xm: the integer parts, xl: the remainders, times the step).
+// A step per unit (steps' byte 0): with one scale per unit the remainders' chains meet in half
+// (they round anyway) unless the format asks for fp32 runs. A step per run of 8
+// (A::step_per_run: wide codes, whose small M_max would otherwise leave most of a unit with an
+// outlier below step / 2, where l is no finer than a half): each run's sum takes its own.
+template <class A>
+__device__ __forceinline__ float combine_split(const __half2 (&v)[16], const __half2 (&xm)[16], const __half2 (&xl)[16],
+                                               const float (&s)[A::groups], float m, float xsum, std::uint32_t steps) {
+    constexpr int P = half_products<A>(), chains = 16 / P;
+    float r = 0.0f, tm = 0.0f, tl = 0.0f;
+    __half2 hl = __float2half2_rn(0.0f);
+#pragma unroll
+    for (int c = 0; c < chains; ++c) {
+        __half2 am = __hmul2(v[P * c], xm[P * c]), al = __hmul2(v[P * c], xl[P * c]);
+#pragma unroll
+        for (int i = 1; i < P; ++i) {
+            am = __hfma2(v[P * c + i], xm[P * c + i], am);
+            al = __hfma2(v[P * c + i], xl[P * c + i], al);
+        }
+        const float t = __low2float(am) + __high2float(am);
+        const int g = P * c / 4;  // the run (P <= 4) or the first of the chain's runs
+        if (A::step_per_run) {
+            r = fmaf(s[run_scale<A>(g)] * step_of(steps, g), t + (__low2float(al) + __high2float(al)), r);
+        } else if (A::groups == 1) {
+            tm += t;
+            if (A::fp32_runs)
+                tl += __low2float(al) + __high2float(al);
+            else
+                hl = c == 0 ? al : __hadd2(hl, al);
+        } else {
+            r = fmaf(s[run_scale<A>(g)], t + (__low2float(al) + __high2float(al)), r);
+        }
+    }
+    if (!A::step_per_run) {
+        if (A::groups == 1) {
+            if (!A::fp32_runs) tl = __low2float(hl) + __high2float(hl);
+            r = s[0] * (tm + tl);
+        }
+        r *= step_of(steps, 0);
+    }
+    if (A::needs_xsum) r = fmaf(-m, xsum, r);
+    return r;
+}
+
 template <class YT>
 __device__ __forceinline__ void store_y(YT* p, float v);
 template <>
@@ -271,6 +343,7 @@ __device__ __forceinline__ void rows_from(const A& a, std::size_t r0, std::size_
 template <class A, class XT, class YT, int Warps, int R, int NT>
 __global__ void __launch_bounds__(Warps * 32)
     gemv_kernel(const A a, const XT* __restrict__ x, YT* __restrict__ y) {
+    static_assert(!split_x_of<A>::value, "gemv_kernel: split activations (exact half sums) take the staged kernels");
     __shared__ __half2 table[table_storage<A>::size];
     __shared__ float partial[Warps][R * NT];
     if (A::table_size > 0) {
@@ -482,13 +555,36 @@ struct x_stager<A, x_order::columns> {
     }
 };
 
-// x into shared memory, and for k-quants each unit's activation sum (xsums). The four chunks of
-// a unit are four consecutive threads' (blockDim is a multiple of 32), so the sums meet by two
+// Where a block's staged x lies in its dynamic shared memory (staged_bytes): x as half2 (split
+// activations: the integer parts m), then with split activations the remainders l and each
+// unit's step, then for k-quants each unit's activation sum.
+template <class A>
+struct staged_x {
+    __half2* m;
+    __half2* l;
+    std::uint32_t* steps;  // per unit, byte g: run g's step as a biased exponent (step_of)
+    float* sums;
+    __device__ staged_x(uint4* smem, const A& a) {
+        constexpr bool split = split_x_of<A>::value;
+        m = reinterpret_cast<__half2*>(smem);
+        l = m + (split ? a.cols / 2 : 0);
+        steps = reinterpret_cast<std::uint32_t*>(l + a.cols / 2);
+        sums = reinterpret_cast<float*>(steps + (split ? a.units : 0));
+    }
+};
+template <class A>
+std::size_t staged_bytes(const A& a) {
+    constexpr bool split = split_x_of<A>::value;
+    return a.cols * 2 * (split ? 2 : 1) + (split ? a.units * 4 : 0) + (A::needs_xsum ? a.units * 4 : 0);
+}
+
+// x into shared memory, and for k-quants each unit's activation sum. The four chunks of a unit
+// are four consecutive threads' (blockDim is a multiple of 32), so the sums meet by two
 // shuffles: x is read from global memory once. (Summing each unit again from global memory, as
 // load_x does, cost Q4_K 3 us of 15 at 11008 x 4096: the block waits for it before streaming.)
 template <class A, class XT>
-__device__ __forceinline__ void stage_x(const A& a, const XT* x, __half2* xs, float* xsums) {
-    uint4* out = reinterpret_cast<uint4*>(xs);
+__device__ __forceinline__ void stage_x(const A& a, const XT* x, const staged_x<A>& sx, std::false_type /* split */) {
+    uint4* out = reinterpret_cast<uint4*>(sx.m);
     const std::size_t n = a.cols / 8;
     if (!A::needs_xsum) {
         float unused;
@@ -501,8 +597,80 @@ __device__ __forceinline__ void stage_x(const A& a, const XT* x, __half2* xs, fl
         if (i < n) out[staged_chunk(i)] = x_stager<A>::chunk(x, i, sum);
         sum += __shfl_xor_sync(0xffffffffu, sum, 1);
         sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-        if (i < n && i % 4 == 0) xsums[i / 4] = sum;
+        if (i < n && i % 4 == 0) sx.sums[i / 4] = sum;
     }
+}
+
+// Chunk i's 8 activations in fp32 as (lo, hi), the two float4 that stage_floats pairs by Order.
+template <x_order Order>
+__device__ __forceinline__ void chunk_floats(const float* x, std::size_t i, float4& lo, float4& hi) {
+    const std::size_t c = Order == x_order::columns ? 8 * i : 32 * (i / 4) + 4 * (i % 4);
+    const std::size_t c_hi = Order == x_order::columns ? c + 4 : c + 16;
+    lo = __ldg(reinterpret_cast<const float4*>(x + c));
+    hi = __ldg(reinterpret_cast<const float4*>(x + c_hi));
+}
+__device__ __forceinline__ float4 float4_of(uint2 h) {
+    const float2 a = __half22float2(as_half2(h.x)), b = __half22float2(as_half2(h.y));
+    return make_float4(a.x, a.y, b.x, b.y);
+}
+template <x_order Order>
+__device__ __forceinline__ void chunk_floats(const __half* x, std::size_t i, float4& lo, float4& hi) {
+    const std::size_t c = Order == x_order::columns ? 8 * i : 32 * (i / 4) + 4 * (i % 4);
+    const std::size_t c_hi = Order == x_order::columns ? c + 4 : c + 16;
+    lo = float4_of(__ldg(reinterpret_cast<const uint2*>(x + c)));
+    hi = float4_of(__ldg(reinterpret_cast<const uint2*>(x + c_hi)));
+}
+
+// Split activations: step = 2^e with step > max |x| / M_max (frexp), the largest |x| of the unit
+// (met across its four threads) or, with A::step_per_run, of the thread's own run of 8; each x
+// becomes m = rint(x / step), l = x / step - m. A run's step is kept as its biased exponent
+// byte (e + 127), the unit's four in one word.
+template <class A, class XT>
+__device__ __forceinline__ void stage_x(const A& a, const XT* x, const staged_x<A>& sx, std::true_type /* split */) {
+    constexpr x_order order = A::staged_order;
+    uint4* out_m = reinterpret_cast<uint4*>(sx.m);
+    uint4* out_l = reinterpret_cast<uint4*>(sx.l);
+    const std::size_t n = a.cols / 8;
+    const std::size_t whole_warps = (n + 31) / 32 * 32;
+    for (std::size_t i = threadIdx.x; i < whole_warps; i += blockDim.x) {
+        float4 lo = make_float4(0.0f, 0.0f, 0.0f, 0.0f), hi = lo;
+        if (i < n) chunk_floats<order>(x, i, lo, hi);
+        const float f[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+        float mx = 0.0f, sum = 0.0f;
+#pragma unroll
+        for (int k = 0; k < 8; ++k) mx = fmaxf(mx, fabsf(f[k]));
+        if (!A::step_per_run) {
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        }
+        if (A::needs_xsum) {
+            sum = ((f[0] + f[1]) + (f[2] + f[3])) + ((f[4] + f[5]) + (f[6] + f[7]));
+            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        }
+        int e = 0;
+        frexpf(mx * (1.0f / float(A::m_max)), &e);
+        e = mx > 0.0f ? max(e, -126) : 0;  // all zero: step 1; subnormal: no infinite 1 / step
+        const float inv = ldexpf(1.0f, -e);
+        if (i < n) {
+            std::uint32_t om[4], ol[4];
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                const float q0 = f[chunk_column(order, j, 0)] * inv, q1 = f[chunk_column(order, j, 1)] * inv;
+                const float m0 = rintf(q0), m1 = rintf(q1);
+                om[j] = h2_bits(__floats2half2_rn(m0, m1));
+                ol[j] = h2_bits(__floats2half2_rn(q0 - m0, q1 - m1));
+            }
+            out_m[staged_chunk(i)] = make_uint4(om[0], om[1], om[2], om[3]);
+            out_l[staged_chunk(i)] = make_uint4(ol[0], ol[1], ol[2], ol[3]);
+            reinterpret_cast<std::uint8_t*>(sx.steps)[i] = std::uint8_t(e + 127);
+            if (A::needs_xsum && i % 4 == 0) sx.sums[i / 4] = sum;
+        }
+    }
+}
+template <class A, class XT>
+__device__ __forceinline__ void stage_x(const A& a, const XT* x, const staged_x<A>& sx) {
+    stage_x(a, x, sx, split_x_of<A>{});
 }
 
 template <class A>
@@ -514,10 +682,6 @@ __device__ __forceinline__ void load_staged_x(const A& a, const __half2* xs, std
     }
 }
 
-template <class A>
-std::size_t staged_bytes(const A& a) {
-    return a.cols * 2 + (A::needs_xsum ? a.units * 4 : 0);
-}
 // Dynamic shared memory for the staged x: 48 KB per block without opting in (all of it on
 // sm_53) holds static and dynamic shared memory together, so 2 KB are left for the kernels'
 // own arrays (NF4's 1 KB code table, the team kernel's partial sums).
@@ -536,22 +700,35 @@ __device__ __forceinline__ void load_step(const A& a, const std::size_t (&row)[R
         }
     }
 }
+template <class A>
+__device__ __forceinline__ float combine_staged(const __half2 (&v)[16], const __half2 (&xm)[16], const __half2 (&xl)[16],
+                                                const float (&s)[A::groups], float m, float xsum, std::uint32_t steps, std::true_type) {
+    return combine_split<A>(v, xm, xl, s, m, xsum, steps);
+}
+template <class A>
+__device__ __forceinline__ float combine_staged(const __half2 (&v)[16], const __half2 (&x)[16], const __half2 (&)[16],
+                                                const float (&s)[A::groups], float m, float xsum, std::uint32_t, std::false_type) {
+    return combine<A>(v, x, s, m, xsum);
+}
 template <class A, int U, int R, int Stride = 32>
-__device__ __forceinline__ void compute_step(const A& a, const __half2* xs, const float* xsums, const __half2* table,
-                                             std::size_t u0, const typename A::raw (&raw)[U][R], float (&acc)[R]) {
+__device__ __forceinline__ void compute_step(const A& a, const staged_x<A>& sx, const __half2* table, std::size_t u0,
+                                             const typename A::raw (&raw)[U][R], float (&acc)[R]) {
+    constexpr bool split = split_x_of<A>::value;
 #pragma unroll
     for (int j = 0; j < U; ++j) {
         const std::size_t u = u0 + Stride * std::size_t(j);
         if (u < a.units) {
-            __half2 xv[16];
-            load_staged_x(a, xs, u, xv);
-            const float xsum = A::needs_xsum ? xsums[u] : 0.0f;
+            __half2 xv[16], xl[16];
+            load_staged_x(a, sx.m, u, xv);
+            if (split) load_staged_x(a, sx.l, u, xl);
+            const std::uint32_t steps = split ? sx.steps[u] : 0u;
+            const float xsum = A::needs_xsum ? sx.sums[u] : 0.0f;
 #pragma unroll
             for (int i = 0; i < R; ++i) {
                 __half2 v[16];
                 float s[A::groups], m;
                 decode_staged(a, raw[j][i], table, v, s, m);
-                acc[i] += combine<A>(v, xv, s, m, xsum);
+                acc[i] += combine_staged<A>(v, xv, xl, s, m, xsum, steps, split_x_of<A>{});
             }
         }
     }
@@ -566,8 +743,7 @@ template <class A, class XT, class YT, int Warps, int R, int U, int MinBlocks>
 __global__ void __launch_bounds__(Warps * 32, MinBlocks)
     gemv_staged_kernel(const A a, const XT* __restrict__ x, YT* __restrict__ y, bool overlap) {
     extern __shared__ uint4 staged[];
-    __half2* xs = reinterpret_cast<__half2*>(staged);
-    float* xsums = reinterpret_cast<float*>(xs + a.cols / 2);
+    const staged_x<A> sx(staged, a);
     __shared__ __half2 table[table_storage<A>::size];
     if (A::table_size > 0)
         for (int i = int(threadIdx.x); i < A::table_size; i += Warps * 32) table[i] = A::table_entry(i);
@@ -577,7 +753,7 @@ __global__ void __launch_bounds__(Warps * 32, MinBlocks)
     // The first unit of the warp's first row (more measured slower: it floods DRAM).
     if (overlap && first < a.rows && lane < a.units) prefetch_unit(a, first, lane, 0);
     wait_for_inputs();
-    stage_x(a, x, xs, xsums);
+    stage_x(a, x, sx);
     __syncthreads();
 
     constexpr float unscale = float(1 << A::x_shift);
@@ -591,7 +767,7 @@ __global__ void __launch_bounds__(Warps * 32, MinBlocks)
         for (std::size_t u0 = lane; u0 < a.units; u0 += 32 * U) {
             typename A::raw raw[U][R];
             load_step<A, U, R>(a, row, u0, raw);
-            compute_step<A, U, R>(a, xs, xsums, table, u0, raw, acc);
+            compute_step<A, U, R>(a, sx, table, u0, raw, acc);
         }
 #pragma unroll
         for (int i = 0; i < R; ++i) {
@@ -618,8 +794,7 @@ __global__ void __launch_bounds__(Warps * 32)
     constexpr int tile = Warps / S * R;
     constexpr int step = 32 * S;
     extern __shared__ uint4 staged[];
-    __half2* xs = reinterpret_cast<__half2*>(staged);
-    float* xsums = reinterpret_cast<float*>(xs + a.cols / 2);
+    const staged_x<A> sx(staged, a);
     __shared__ __half2 table[table_storage<A>::size];
     __shared__ float partial[2][Warps][R];
     if (A::table_size > 0)
@@ -632,7 +807,7 @@ __global__ void __launch_bounds__(Warps * 32)
         if (r0 < a.rows && t < a.units) prefetch_unit(a, r0, t, 0);
     }
     wait_for_inputs();
-    stage_x(a, x, xs, xsums);
+    stage_x(a, x, sx);
     __syncthreads();
 
     constexpr float unscale = float(1 << A::x_shift);
@@ -647,7 +822,7 @@ __global__ void __launch_bounds__(Warps * 32)
         for (std::size_t u0 = t; u0 < a.units; u0 += std::size_t(step) * U) {
             typename A::raw raw[U][R];
             load_step<A, U, R, step>(a, row, u0, raw);
-            compute_step<A, U, R, step>(a, xs, xsums, table, u0, raw, acc);
+            compute_step<A, U, R, step>(a, sx, table, u0, raw, acc);
         }
 #pragma unroll
         for (int i = 0; i < R; ++i) {
@@ -674,9 +849,9 @@ __global__ void __launch_bounds__(Warps * 32)
 template <class A, class XT, class YT, int Warps, int R, int U, bool Staged>
 __global__ void __launch_bounds__(Warps * 32)
     gemv_split_kernel(const A a, const XT* __restrict__ x, YT* __restrict__ y) {
+    static_assert(!split_x_of<A>::value, "gemv_split_kernel: split activations (exact half sums) take the staged kernels");
     extern __shared__ uint4 staged[];
-    __half2* xs = reinterpret_cast<__half2*>(staged);
-    float* xsums = reinterpret_cast<float*>(xs + a.cols / 2);
+    const staged_x<A> sx(staged, a);
     __shared__ __half2 table[table_storage<A>::size];
     __shared__ float partial[Warps][R];
     if (A::table_size > 0)
@@ -688,7 +863,7 @@ __global__ void __launch_bounds__(Warps * 32)
     constexpr unsigned step = Warps * 32;
 
     if (Staged) {
-        stage_x(a, x, xs, xsums);
+        stage_x(a, x, sx);
         __syncthreads();
     }
 
@@ -712,8 +887,8 @@ __global__ void __launch_bounds__(Warps * 32)
                 __half2 xv[16];
                 float xsum;
                 if (Staged) {
-                    load_staged_x(a, xs, u, xv);
-                    xsum = A::needs_xsum ? xsums[u] : 0.0f;
+                    load_staged_x(a, sx.m, u, xv);
+                    xsum = A::needs_xsum ? sx.sums[u] : 0.0f;
                 } else {
                     xsum = load_x(a, x, u, xv);
                 }
@@ -1131,13 +1306,24 @@ void launch_gemv1_fp32(const A& a, const XT* x, YT* y, cudaStream_t stream) {
     if (e != cudaSuccess) throw error(std::string("cuda::gemv: kernel launch failed: ") + cudaGetErrorString(e));
 }
 
+// Batch 1 without staging x: Q6_K (units gather four runs of 8 columns) streams fastest from
+// the block kernel; rows too long to stage x take the split kernel.
+template <class Config, class A, class XT, class YT>
+void launch_unstaged(const A& a, const XT* x, YT* y, cudaStream_t stream, std::false_type /* split x */) {
+    if (!A::contiguous)
+        launch_rows<Config::warps, Config::rows, 1>(a, x, y, stream);
+    else
+        launch_split_rows<Config::split_warps, Config::split_rows, Config::split_unroll>(a, x, y, stream);
+}
+template <class Config, class A, class XT, class YT>
+void launch_unstaged(const A&, const XT*, YT*, cudaStream_t, std::true_type) {
+    throw error("cuda::gemv: exact half sums need x staged in shared memory (launch_gemv1_exact checks)");
+}
+
 // One token: only the single-token kernel is instantiated.
 template <class Config, class A, class XT, class YT>
 void launch_gemv1_shapes(const A& a, const XT* x, YT* y, cudaStream_t stream) {
-    // Q6_K (units gather four runs of 8 columns) streams fastest from the block kernel.
-    if (!A::contiguous)
-        launch_rows<Config::warps, Config::rows, 1>(a, x, y, stream);
-    else if (staged_bytes(a) <= staged_limit) {
+    if (A::contiguous && staged_bytes(a) <= staged_limit) {
         constexpr int W = Config::staged_warps, U = Config::staged_unroll;
         const std::size_t wave = W * resident_blocks<A, XT, YT, W, 1, U, 1>(staged_bytes(a));
         const bool one_wave = a.rows <= wave;
@@ -1154,9 +1340,9 @@ void launch_gemv1_shapes(const A& a, const XT* x, YT* y, cudaStream_t stream) {
             launch_staged_auto<Config::auto_warps, U>(a, x, y, stream);
         else
             launch_staged_rows<W, Config::staged_rows, U>(a, x, y, stream, false);  // Q4_0, Q8_0 measured slower with PDL
+    } else {
+        launch_unstaged<Config>(a, x, y, stream, split_x_of<A>{});
     }
-    else
-        launch_split_rows<Config::split_warps, Config::split_rows, Config::split_unroll>(a, x, y, stream);
 }
 template <class Config, class A, class XT, class YT>
 void launch_gemv1_ordered(const A& a, const XT* x, YT* y, cudaStream_t stream, std::true_type /* nibble pairs */) {
@@ -1206,5 +1392,9 @@ namespace cuda {
 // takes gemv_fp32_kernel (fp32 products and sums) instead of the half2 kernels.
 struct fp32_sums_t {};
 constexpr fp32_sums_t fp32_sums{};
+// Half2 arithmetic with exact products and sums of the activations' integer parts
+// (gemv_exact.cuh); fp32 sums where a format's values are not integers.
+struct exact_half_sums_t {};
+constexpr exact_half_sums_t exact_half_sums{};
 }  // namespace cuda
 }  // namespace edgeq

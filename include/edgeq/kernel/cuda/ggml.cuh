@@ -28,6 +28,7 @@
 #include "../../policy/backend.hpp"
 #include "gemm.cuh"
 #include "gemv_core.cuh"
+#include "gemv_exact.cuh"
 
 namespace edgeq {
 namespace kernel {
@@ -45,6 +46,7 @@ struct ggml_adaptor_base {
     static constexpr bool row_extra = false;
     static constexpr int team_mode = 0;  // teams of warps per row: only on small matrices (gemv_config)
     static constexpr bool wide_rows = false;
+    static constexpr int code_max = 0;  // exact half sums (gemv_exact.cuh): the largest |decoded value|; 0: not integers
     __device__ static __half2 table_entry(int) { return __half2(); }
     __device__ const std::uint8_t* block(std::size_t r, std::size_t b) const {
         return reinterpret_cast<const std::uint8_t*>(w.row_blocks(r) + b);
@@ -71,7 +73,7 @@ __device__ __forceinline__ void nibbles_in_order(const std::uint32_t (&q)[4], __
 // Q4_0: w = d * (q - 8); qs[j] holds weight j (low nibble) and j + 16 (high nibble).
 template <>
 struct ggml_adaptor<ggml::block_q4_0> : ggml_adaptor_base<ggml::block_q4_0> {
-    static constexpr int x_shift = 4, groups = 1;
+    static constexpr int x_shift = 4, groups = 1, code_max = 8;
     static constexpr bool fp32_runs = false, needs_xsum = false, contiguous = true;
     struct raw {
         std::uint32_t q[4];
@@ -101,7 +103,7 @@ struct ggml_adaptor<ggml::block_q4_0> : ggml_adaptor_base<ggml::block_q4_0> {
 // Q8_0: w = d * q, q signed 8-bit: q ^ 0x80 is q + 128 as an unsigned byte.
 template <>
 struct ggml_adaptor<ggml::block_q8_0> : ggml_adaptor_base<ggml::block_q8_0> {
-    static constexpr int x_shift = 8, groups = 1;
+    static constexpr int x_shift = 8, groups = 1, code_max = 128;
     static constexpr bool fp32_runs = true, needs_xsum = false, contiguous = true;
     struct raw {
         std::uint32_t q[8];
@@ -149,7 +151,7 @@ struct k4_raw {
 };
 template <class Block>
 struct k4_adaptor_base : ggml_adaptor_base<Block> {
-    static constexpr int x_shift = 4, groups = 1;
+    static constexpr int x_shift = 4, groups = 1, code_max = 8;  // q - 8
     static constexpr bool fp32_runs = false, needs_xsum = true, contiguous = true;
     __device__ std::size_t x_run(std::size_t u, int i) const { return 32 * u + 8 * std::size_t(i); }
     // The super-block holding unit u of row r; its head (d, dmin, 12 bytes of packed 6-bit
@@ -331,6 +333,11 @@ template <class Block, class XT, class YT>
 void gemv(fp32_sums_t, const qview<ggml_format<Block>>& w, const XT* x_dev, YT* y_dev, cudaStream_t stream = 0) {
     if (w.rows == 0) return;
     kernel::cuda::launch_gemv1_accurate(kernel::cuda::make_adaptor(w), x_dev, y_dev, stream);
+}
+// In half2 arithmetic with exact sums (gemv_exact.cuh): Q4_0, Q8_0, Q4_K; Q6_K takes fp32 sums.
+template <class Block, class XT, class YT>
+void gemv(exact_half_sums_t, const qview<ggml_format<Block>>& w, const XT* x_dev, YT* y_dev, cudaStream_t stream = 0) {
+    kernel::cuda::launch_gemv1_exact<kernel::cuda::gemv_config<0>>(kernel::cuda::make_adaptor(w), x_dev, y_dev, stream);
 }
 // Y = X W^T for n tokens: x is n x cols, y is n x rows.
 template <class Block, class XT, class YT>

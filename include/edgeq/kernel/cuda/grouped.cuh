@@ -27,6 +27,7 @@
 #include "codebook.cuh"
 #include "gemm.cuh"
 #include "gemv_core.cuh"
+#include "gemv_exact.cuh"
 #include "unpack.cuh"
 
 namespace edgeq {
@@ -73,6 +74,8 @@ struct grouped_adaptor {
     // 8-bit: a row per warp in blocks of 32 warps (int8-g32 at 4096 x 11008: 2546 GB/s, 2456 with 16).
     static constexpr bool wide_rows = bits == 8;
     static constexpr int groups = 1;
+    // Exact half sums (gemv_exact.cuh): the largest |q - z| of integer codes; none for code books.
+    static constexpr int code_max = !F::is_uniform ? 0 : F::asymmetric ? (1 << bits) - 1 : 1 << (bits - 1);
     // NF4: a pair of codes (one byte of two nibbles) to a half2 of code-book values.
     static constexpr int table_size = F::is_uniform ? 0 : 256;
     static_assert(F::is_uniform || bits == 4, "cuda: the code-book kernels are written for 4-bit codes (NF4)");
@@ -243,6 +246,13 @@ template <class F, class XT, class YT>
 void gemv(fp32_sums_t, const qview<F>& w, const XT* x_dev, YT* y_dev, cudaStream_t stream = 0) {
     if (w.rows == 0) return;
     kernel::cuda::launch_gemv1_accurate(kernel::cuda::make_adaptor(w), x_dev, y_dev, stream);
+}
+
+// The same in half2 arithmetic with exact sums of the activations' integer parts (gemv_exact.cuh):
+// integer codes; NF4 takes fp32 sums.
+template <class F, class XT, class YT>
+void gemv(exact_half_sums_t, const qview<F>& w, const XT* x_dev, YT* y_dev, cudaStream_t stream = 0) {
+    kernel::cuda::launch_gemv1_exact<kernel::cuda::gemv_config<0>>(kernel::cuda::make_adaptor(w), x_dev, y_dev, stream);
 }
 
 // Y = X W^T for n tokens: x is n x cols (row-major), y is n x rows.

@@ -56,6 +56,7 @@ struct spqr_adaptor {
     static constexpr bool wide_rows = false;
     static constexpr int groups = 2;         // a scale per 16 weights
     static constexpr int table_size = 0;
+    static constexpr int code_max = 0;       // fractional zero points: no exact half sums
 
     struct raw {
         std::uint32_t words[bits];
@@ -185,6 +186,11 @@ template <class F, class XT, class YT>
 void gemv(fp32_sums_t, const spqr_view<F>& w, const XT* x_dev, YT* y_dev, cudaStream_t stream = 0) {
     if (w.rows == 0) return;
     kernel::cuda::launch_gemv1_fp32(kernel::cuda::make_adaptor(w), x_dev, y_dev, stream);
+}
+// Exact half sums (gemv_exact.cuh) need integer values: SpQR's fractional zero points take fp32.
+template <class F, class XT, class YT>
+void gemv(exact_half_sums_t, const spqr_view<F>& w, const XT* x_dev, YT* y_dev, cudaStream_t stream = 0) {
+    gemv(fp32_sums, w, x_dev, y_dev, stream);
 }
 // Y = X W^T for n tokens (x: n x cols, y: n x rows): launches of up to 16 tokens.
 template <class F, class XT, class YT>
