@@ -1097,6 +1097,9 @@ struct gemv_config {
     // take the split kernel with 8 rows per block.
     static constexpr int staged_warps = 16, wide_warps = 32, staged_rows = 2, staged_unroll = 1;
     static constexpr int auto_warps = 32;
+    // Split activations (exact half sums) in blocks of 16 warps: at 32 (64 registers per thread)
+    // their R = 3 and 4 spill, on sm_90 (28 and 92 bytes) as on sm_53.
+    static constexpr int exact_auto_warps = 16;
     static constexpr int split_warps = 4, split_rows = 8, split_unroll = 1;
     // Teams of warps per row (gemv_team_kernel, launch_team_auto, blocks of 16 warps; measured
     // per shape, docs/cuda.md): 2 warps per row for every format when the rows fill at most a
@@ -1337,7 +1340,7 @@ void launch_gemv1_shapes(const A& a, const XT* x, YT* y, cudaStream_t stream) {
         else if (one_wave)  // a row per warp, one wave
             launch_staged_rows<A::wide_rows ? Config::wide_warps : W, 1, U>(a, x, y, stream);
         else if (A::auto_rows)
-            launch_staged_auto<Config::auto_warps, U>(a, x, y, stream);
+            launch_staged_auto<split_x_of<A>::value ? Config::exact_auto_warps : Config::auto_warps, U>(a, x, y, stream);
         else
             launch_staged_rows<W, Config::staged_rows, U>(a, x, y, stream, false);  // Q4_0, Q8_0 measured slower with PDL
     } else {
