@@ -5,8 +5,8 @@
 // small model's logits and 5e-3 to 8e-3 on SmolLM2-135M (docs/cuda.md), while fp32 FMAs cost a
 // Maxwell twice the instructions. Where the decoded weights are small integers (q - z: uniform
 // codes, Q4_0, Q8_0, Q4_K), the activations can be split so that half arithmetic is exact:
-// per unit of 32, x = step (m + l) with step a power of two, m an integer and |l| <= 1/2
-// (gemv_core.cuh, stage_x with split activations). Products q m and their sums are integers that
+// per unit of 32 (per run of 8 for wider codes), x = step (m + l) with step a power of two, m an
+// integer and |l| <= 1/2 (gemv_core.cuh, stage_x with split activations). Products q m and their sums are integers that
 // half holds exactly as long as they stay within 2048, which bounds m by M_max below; only the
 // run of q l rounds, on terms about M_max times smaller than q x. Cost: one more run of half2
 // FMAs per unit, a few conversions and twice the staged x (docs/cuda.md, "exact half sums").
