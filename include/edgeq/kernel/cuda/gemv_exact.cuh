@@ -34,11 +34,11 @@ struct exact_sums : A {
     static_assert(A::code_max > 0, "exact_sums: this format's decoded values are not small integers (NF4, SpQR): use edgeq::cuda::fp32_sums");
     static constexpr bool split_x = true;
     static constexpr int x_shift = 0;  // step scales each unit instead of a fixed pre-scale
-    static constexpr int m_max = pow2_at_most(2048 / (half_products<A>() * A::code_max));
+    static constexpr int m_max = A::code_max > 0 ? pow2_at_most(2048 / (half_products<A>() * A::code_max)) : 0;
     // A step per run of 8 for codes wider than 4 bits (their M_max is small; gemv_core.cuh,
     // combine_split), per unit otherwise (fewer conversions where the Nano's issue rate binds).
     static constexpr bool step_per_run = A::fp32_runs;
-    static_assert(m_max >= 2, "exact_sums: codes this wide leave no room for the integer parts of x");
+    static_assert(A::code_max == 0 || m_max >= 2, "exact_sums: codes this wide leave no room for the integer parts of x");
     explicit exact_sums(const A& a) : A(a) {}
 };
 
