@@ -40,6 +40,16 @@ constexpr double kRelTolFp32Rounded = 1e-3;
 // about M_max times smaller than the half2 kernels'). Measured at most 2.9e-5 (H100, 2026-11-24).
 constexpr double kRelTolExact = 1e-4;
 
+// Launches in the Jetson Nano's block widths while in scope (blocks of at most 8 warps, what the
+// sm_53 code is compiled for: gemv_core.cuh, staged_threads), on whatever GPU runs the tests.
+struct nano_blocks {
+    int saved = edgeq::kernel::cuda::block_warps_cap();
+    nano_blocks() { edgeq::kernel::cuda::block_warps_cap() = 8; }
+    ~nano_blocks() { edgeq::kernel::cuda::block_warps_cap() = saved; }
+    nano_blocks(const nano_blocks&) = delete;
+    nano_blocks& operator=(const nano_blocks&) = delete;
+};
+
 // Activations: Gaussian with a few outliers far beyond what a plain half accumulator holds
 // (|x| ~ 1000), as LLM activations have.
 std::vector<float> activations(std::size_t n, unsigned seed) {
@@ -454,6 +464,16 @@ void check_staged_shapes() {
     check_case<F, float, float>("gemv tall", 40000, 256, 1, [](const qview<F>& w, const float* x, float* y) {
         edgeq::cuda::gemv(w, x, y);
     });
+    // The Jetson Nano's block widths (8 warps: staged_threads) beyond one wave and in teams.
+    {
+        const nano_blocks narrow;
+        check_case<F, float, float>("gemv 8-warp blocks tall", 40000, 256, 1, [](const qview<F>& w, const float* x, float* y) {
+            edgeq::cuda::gemv(w, x, y);
+        });
+        check_case<F, __half, float>("gemv 8-warp blocks long rows", 67, 8192, 1, [](const qview<F>& w, const __half* x, float* y) {
+            edgeq::cuda::gemv(w, x, y);
+        });
+    }
     check_case<F, float, float>(  // more rows than one wave of the fp32 kernel: its grid-stride
         "gemv fp32 sums tall", 40000, 256, 1,
         [](const qview<F>& w, const float* x, float* y) { edgeq::cuda::gemv(edgeq::cuda::fp32_sums, w, x, y); }, fp32_tolerance<F>());
@@ -499,6 +519,11 @@ void check_exact_shapes() {
     }, kRelTolExact);
     const auto gemv = [](const qview<F>& w, const float* x, float* y) { edgeq::cuda::gemv(edgeq::cuda::exact_half_sums, w, x, y); };
     check_case<F, float, float>("exact gemv tall", 40000, 256, 1, gemv, kRelTolExact);
+    {  // The Jetson Nano's default: exact half sums in blocks of 8 warps.
+        const nano_blocks narrow;
+        check_case<F, float, float>("exact gemv 8-warp blocks tall", 40000, 256, 1, gemv, kRelTolExact);
+        check_case<F, float, float>("exact gemv 8-warp blocks long rows", 67, 8192, 1, gemv, kRelTolExact);
+    }
     check_case<F, float, float>("exact gemv x 1e-30", 75, 1024, 1, gemv, kRelTolExact, 1e-30f);
     check_case<F, float, float>("exact gemv x 1e4", 75, 1024, 1, gemv, kRelTolExact, 1e4f);
     check_case<F, float, __half>("exact gemv f16 y", 75, 1024, 1, [](const qview<F>& w, const float* x, __half* y) {
@@ -526,6 +551,31 @@ TEST("gemv exact half sums: launches and scales, int3 in half mantissas") { chec
 TEST("gemv exact half sums: launches and scales, int8-g32") { check_exact_shapes<int8_g32>(); }
 TEST("gemv exact half sums: launches and scales, Q4_0") { check_exact_shapes<g_q4_0>(); }
 TEST("gemv exact half sums: launches and scales, Q4_K paired") { check_exact_shapes<g_q4_k_paired>(); }
+
+// The block widths the launches take: the kernel's own (staged_threads: 8 warps on sm_53 and
+// sm_62, Warps elsewhere), within block_warps_cap().
+TEST("launch widths: the kernel's own, within the cap") {
+    namespace kc = edgeq::kernel::cuda;
+    using A = kc::grouped_adaptor<int4_g128>;
+    const auto staged = &kc::gemv_staged_kernel<A, float, float, 32, 4, 1, 1>;
+    const auto team = &kc::gemv_team_kernel<A, float, float, 16, 4, 2, 1>;
+    int dev = 0, regs = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&regs, cudaDevAttrMaxRegistersPerBlock, dev));
+    const bool narrow = regs < 65536;  // sm_53, sm_62
+    CHECK(kc::launch_warps(staged, 32) == (narrow ? 8 : 32));
+    CHECK(kc::launch_warps(team, 16) == (narrow ? 8 : 16));
+    {
+        const nano_blocks cap;
+        CHECK(kc::launch_warps(staged, 32) == 8);
+        CHECK(kc::launch_warps(team, 16) == 8);
+        kc::block_warps_cap() = 13;  // rounded down to a power of two
+        CHECK(kc::launch_warps(staged, 32) == 8);
+        kc::block_warps_cap() = 1;  // at least 4: teams of 4 warps tile a block
+        CHECK(kc::launch_warps(team, 16) == 4);
+    }
+    CHECK(kc::launch_warps(staged, 32) == (narrow ? 8 : 32));
+}
 
 // NF4's code book in registers (codebook.cuh) against the code book itself, for every byte in
 // every position of a word, with both nibbles of each byte, bit 3 set and not.

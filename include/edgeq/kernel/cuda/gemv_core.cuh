@@ -734,21 +734,36 @@ __device__ __forceinline__ void compute_step(const A& a, const staged_x<A>& sx, 
     }
 }
 
-// Warps take groups of R rows: group g = blockIdx.x * Warps + warp, then g + gridDim.x * Warps...
+// Threads per block of the staged and team kernels as compiled for one GPU: Warps * 32, except
+// where a block holds only 32K registers (sm_53, the Jetson Nano; sm_62): there blocks of 16 or
+// 32 warps leave 64 or 32 registers per thread, and ptxas (CUDA 11.8, the engine's kernels)
+// spilled up to 116 and 316 bytes per thread; with 8 warps (up to 128 registers) none. The
+// launches ask each kernel how many threads it takes (launch_warps), so one set of template
+// instances serves both and the narrower blocks simply take fewer rows each.
+__host__ __device__ constexpr int staged_threads(int warps) {
+#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ == 530 || __CUDA_ARCH__ == 620)
+    return (warps < 8 ? warps : 8) * 32;
+#else
+    return warps * 32;
+#endif
+}
+
+// Warps take groups of R rows: group g = blockIdx.x * warps + warp, then g + gridDim.x * warps...
+// (warps: blockDim.x / 32, at most Warps; staged_threads).
 // The launch (launch_staged_rows) makes the grid only as large as what is resident at once, so x
 // is staged once per resident block and the rows are dealt out evenly: with one block per row
 // group, 11008 rows in blocks of 32 were 1.3 waves of 2 blocks per SM, the last third of the
 // time with most SMs idle, and 4096 rows filled half the block slots.
 template <class A, class XT, class YT, int Warps, int R, int U, int MinBlocks>
-__global__ void __launch_bounds__(Warps * 32, MinBlocks)
+__global__ void __launch_bounds__(staged_threads(Warps), MinBlocks)
     gemv_staged_kernel(const A a, const XT* __restrict__ x, YT* __restrict__ y, bool overlap) {
     extern __shared__ uint4 staged[];
     const staged_x<A> sx(staged, a);
     __shared__ __half2 table[table_storage<A>::size];
     if (A::table_size > 0)
-        for (int i = int(threadIdx.x); i < A::table_size; i += Warps * 32) table[i] = A::table_entry(i);
-    const unsigned lane = threadIdx.x % 32u;
-    const std::size_t first = (std::size_t(blockIdx.x) * Warps + threadIdx.x / 32u) * R;  // the warp's first row
+        for (int i = int(threadIdx.x); i < A::table_size; i += int(blockDim.x)) table[i] = A::table_entry(i);
+    const unsigned lane = threadIdx.x % 32u, warps = blockDim.x / 32u;
+    const std::size_t first = (std::size_t(blockIdx.x) * warps + threadIdx.x / 32u) * R;  // the warp's first row
     allow_next_launch();
     // The first unit of the warp's first row (more measured slower: it floods DRAM).
     if (overlap && first < a.rows && lane < a.units) prefetch_unit(a, first, lane, 0);
@@ -757,7 +772,7 @@ __global__ void __launch_bounds__(Warps * 32, MinBlocks)
     __syncthreads();
 
     constexpr float unscale = float(1 << A::x_shift);
-    for (std::size_t r0 = first; r0 < a.rows; r0 += std::size_t(gridDim.x) * Warps * R) {
+    for (std::size_t r0 = first; r0 < a.rows; r0 += std::size_t(gridDim.x) * warps * R) {
         std::size_t row[R];
         rows_from(a, r0, row);
         float acc[R];
@@ -779,26 +794,26 @@ __global__ void __launch_bounds__(Warps * 32, MinBlocks)
     }
 }
 
-// Batch 1, staged, each row's units shared by a team of S warps: a block of Warps warps is
-// Warps / S teams and takes a tile of Warps / S * R rows, R per team; thread s * 32 + lane of a
-// team takes units s * 32 + lane, + 32 S, ... So a row has S times the loads in flight of
+// Batch 1, staged, each row's units shared by a team of S warps: a block of `warps` warps (Warps,
+// or fewer: staged_threads) is warps / S teams and takes a tile of warps / S * R rows, R per
+// team; thread s * 32 + lane of a team takes units s * 32 + lane, + 32 S, ... So a row has S times the loads in flight of
 // gemv_staged_kernel (whose warps read whole rows) with the same registers per thread, and the
 // work is dealt out in finer pieces. One wave of resident blocks strides over the tiles (the
 // loop is uniform per block); the S partial sums of a row meet in shared memory, double
 // buffered so that one barrier per tile suffices (a tile's readers finish before any thread
 // passes the next tile's barrier, and only then is the buffer written again).
 template <class A, class XT, class YT, int Warps, int S, int R, int U>
-__global__ void __launch_bounds__(Warps * 32)
+__global__ void __launch_bounds__(staged_threads(Warps))
     gemv_team_kernel(const A a, const XT* __restrict__ x, YT* __restrict__ y, bool overlap) {
-    static_assert(Warps % S == 0, "gemv_team_kernel: Warps must be a multiple of the team size S");
-    constexpr int tile = Warps / S * R;
+    static_assert(Warps % S == 0 && 8 % S == 0, "gemv_team_kernel: the team size S must divide Warps and 8 (blocks of 8 warps on sm_53, staged_threads)");
+    const unsigned tile = blockDim.x / 32u / unsigned(S) * unsigned(R);
     constexpr int step = 32 * S;
     extern __shared__ uint4 staged[];
     const staged_x<A> sx(staged, a);
     __shared__ __half2 table[table_storage<A>::size];
     __shared__ float partial[2][Warps][R];
     if (A::table_size > 0)
-        for (int i = int(threadIdx.x); i < A::table_size; i += Warps * 32) table[i] = A::table_entry(i);
+        for (int i = int(threadIdx.x); i < A::table_size; i += int(blockDim.x)) table[i] = A::table_entry(i);
     const unsigned lane = threadIdx.x % 32u, warp = threadIdx.x / 32u;
     const unsigned team = warp / S, t = (warp % S) * 32u + lane;
     allow_next_launch();
@@ -832,7 +847,7 @@ __global__ void __launch_bounds__(Warps * 32)
             if (lane == 0) partial[buf][warp][i] = v;
         }
         __syncthreads();
-        if (threadIdx.x < unsigned(tile) && base + threadIdx.x < a.rows) {
+        if (threadIdx.x < tile && base + threadIdx.x < a.rows) {
             const unsigned tm = threadIdx.x / unsigned(R), i = threadIdx.x % unsigned(R);
             float v = 0.0f;
 #pragma unroll
@@ -985,51 +1000,99 @@ void launch_split_rows(const A& a, const XT* x, YT* y, cudaStream_t stream) {
                   Staged ? staged_bytes(a) : 0, stream, false, a, x, y);
 }
 
-// Blocks of `kernel` (threads each, smem bytes of dynamic shared memory) resident at once on
-// the current device. The occupancy query costs about what a launch does, so the last answers
-// are kept per kernel, device and shared memory (which changes with the row length).
+// The last answers of a query about a kernel on the current device, kept per kernel, device and
+// key (the queries cost about what a launch does): ask() runs only on a miss.
 template <class K>
-std::size_t resident_of(K kernel, int threads, std::size_t smem) {
+struct kernel_answers {
     struct entry {
         K k;
-        int dev, n;
-        std::size_t smem;
+        int dev;
+        std::size_t key;
+        int n;
     };
-    constexpr int slots = 16;
-    static entry cache[slots] = {};
-    static int next = 0;
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess) dev = 0;
-    for (const entry& e : cache)
-        if (e.n > 0 && e.k == kernel && e.dev == dev && e.smem == smem) return std::size_t(e.n);
-    int sms = 0, per_sm = 0;
-    if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem) != cudaSuccess)
-        throw error("cuda::gemv: the occupancy query failed");
-    const int n = sms * (per_sm > 0 ? per_sm : 1);
-    cache[next] = entry{kernel, dev, n, smem};
-    next = (next + 1) % slots;
-    return std::size_t(n);
+    static constexpr int slots = 16;
+    entry cache[slots] = {};
+    int next = 0;
+
+    template <class Ask>
+    int get(K kernel, std::size_t key, Ask ask) {
+        int dev = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess) dev = 0;
+        for (const entry& e : cache)
+            if (e.n > 0 && e.k == kernel && e.dev == dev && e.key == key) return e.n;
+        const int n = ask(dev);
+        cache[next] = entry{kernel, dev, key, n};
+        next = (next + 1) % slots;
+        return n;
+    }
+};
+
+// Blocks of `kernel` (threads each, smem bytes of dynamic shared memory) resident at once on
+// the current device; smem changes with the row length, threads with block_warps_cap().
+template <class K>
+std::size_t resident_of(K kernel, int threads, std::size_t smem) {
+    static kernel_answers<K> answers;
+    return std::size_t(answers.get(kernel, smem * 2048 + std::size_t(threads), [&](int dev) {
+        int sms = 0, per_sm = 0;
+        if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+            cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem) != cudaSuccess)
+            throw error("cuda::gemv: the occupancy query failed");
+        return sms * (per_sm > 0 ? per_sm : 1);
+    }));
 }
 
-// Blocks of gemv_staged_kernel<...> with `smem` bytes of staged x that fit on the device at once.
+// A cap on the warps per block of the staged and team launches, 0 for none: from
+// EDGEQ_CUDA_BLOCK_WARPS, or set here (the tests do). 8 runs the Jetson Nano's block widths on any
+// GPU. Rounded down to a power of two, at least 4, so that teams of 2 and 4 warps still tile a block.
+inline int& block_warps_cap() {
+    static int cap = [] {
+        const char* env = std::getenv("EDGEQ_CUDA_BLOCK_WARPS");
+        return env ? std::atoi(env) : 0;
+    }();
+    return cap;
+}
+inline int capped_warps(int warps) {
+    int cap = block_warps_cap();
+    if (cap <= 0) return warps;
+    int p = 4;
+    while (2 * p <= cap) p *= 2;
+    return p < warps ? p : warps;
+}
+
+// Warps per block for `kernel` compiled for up to Warps (staged_threads): what the device's own
+// code takes, within block_warps_cap().
+template <class K>
+int launch_warps(K kernel, int warps) {
+    static kernel_answers<K> answers;
+    return capped_warps(answers.get(kernel, std::size_t(warps), [&](int) {
+        cudaFuncAttributes attr;
+        if (cudaFuncGetAttributes(&attr, kernel) != cudaSuccess) throw error("cuda::gemv: the kernel attribute query failed");
+        return attr.maxThreadsPerBlock / 32 < warps ? attr.maxThreadsPerBlock / 32 : warps;
+    }));
+}
+
+// Warps of gemv_staged_kernel<...> with `smem` bytes of staged x that fit on the device at once.
 template <class A, class XT, class YT, int Warps, int R, int U, int MinBlocks>
-std::size_t resident_blocks(std::size_t smem) {
-    return resident_of(gemv_staged_kernel<A, XT, YT, Warps, R, U, MinBlocks>, Warps * 32, smem);
+std::size_t resident_warps(std::size_t smem) {
+    const auto kernel = &gemv_staged_kernel<A, XT, YT, Warps, R, U, MinBlocks>;
+    const int warps = launch_warps(kernel, Warps);
+    return std::size_t(warps) * resident_of(kernel, warps * 32, smem);
 }
 
 // Persist: one wave of resident blocks striding over the row groups; otherwise a block per
-// Warps * R rows (the first version; --tune compares them).
+// warps * R rows (the first version; --tune compares them). Blocks of Warps warps, or fewer where
+// the kernel was compiled for fewer (staged_threads).
 template <int Warps, int R, int U, bool Persist = true, int MinBlocks = 1, class A, class XT, class YT>
 void launch_staged_rows(const A& a, const XT* x, YT* y, cudaStream_t stream, bool overlap = true) {
-    std::size_t blocks = (a.rows + Warps * R - 1) / (Warps * R);
+    const auto kernel = &gemv_staged_kernel<A, XT, YT, Warps, R, U, MinBlocks>;
+    const std::size_t warps = std::size_t(launch_warps(kernel, Warps));
+    std::size_t blocks = (a.rows + warps * R - 1) / (warps * R);
     const std::size_t smem = staged_bytes(a);
     if (Persist) {
-        const std::size_t resident = resident_blocks<A, XT, YT, Warps, R, U, MinBlocks>(smem);
+        const std::size_t resident = resident_of(kernel, int(warps) * 32, smem);
         if (blocks > resident) blocks = resident;
     }
-    launch_kernel(gemv_staged_kernel<A, XT, YT, Warps, R, U, MinBlocks>, unsigned(blocks), Warps * 32, smem, stream, overlap, a, x, y,
-                  overlap);
+    launch_kernel(kernel, unsigned(blocks), unsigned(warps) * 32, smem, stream, overlap, a, x, y, overlap);
 }
 
 // Batch 1, staged: the fewest rows per warp (R = 1..4) whose row groups all fit in one wave of
@@ -1039,12 +1102,12 @@ void launch_staged_rows(const A& a, const XT* x, YT* y, cudaStream_t stream, boo
 template <int Warps, int U, class A, class XT, class YT>
 void launch_staged_auto(const A& a, const XT* x, YT* y, cudaStream_t stream) {
     const std::size_t smem = staged_bytes(a);
-    const auto fits = [&](std::size_t r, std::size_t resident) { return (a.rows + r - 1) / r <= resident * Warps; };
-    if (fits(1, resident_blocks<A, XT, YT, Warps, 1, U, 1>(smem)))
+    const auto fits = [&](std::size_t r, std::size_t resident) { return (a.rows + r - 1) / r <= resident; };
+    if (fits(1, resident_warps<A, XT, YT, Warps, 1, U, 1>(smem)))
         launch_staged_rows<Warps, 1, U>(a, x, y, stream);
-    else if (fits(2, resident_blocks<A, XT, YT, Warps, 2, U, 1>(smem)))
+    else if (fits(2, resident_warps<A, XT, YT, Warps, 2, U, 1>(smem)))
         launch_staged_rows<Warps, 2, U>(a, x, y, stream);
-    else if (fits(3, resident_blocks<A, XT, YT, Warps, 3, U, 1>(smem)))
+    else if (fits(3, resident_warps<A, XT, YT, Warps, 3, U, 1>(smem)))
         launch_staged_rows<Warps, 3, U>(a, x, y, stream);
     else
         launch_staged_rows<Warps, 4, U>(a, x, y, stream);
@@ -1052,26 +1115,29 @@ void launch_staged_auto(const A& a, const XT* x, YT* y, cudaStream_t stream) {
 
 
 template <int Warps, int S, int R, int U, class A, class XT, class YT>
-std::size_t team_resident(const A& a) {
-    return resident_of(gemv_team_kernel<A, XT, YT, Warps, S, R, U>, Warps * 32, staged_bytes(a));
+std::size_t team_resident(const A& a) {  // teams of S warps resident at once
+    const auto kernel = &gemv_team_kernel<A, XT, YT, Warps, S, R, U>;
+    const int warps = launch_warps(kernel, Warps);
+    return std::size_t(warps / S) * resident_of(kernel, warps * 32, staged_bytes(a));
 }
 
 // gemv_team_kernel with R rows per team, one wave of resident blocks striding over the tiles.
 template <int Warps, int S, int R, int U, class A, class XT, class YT>
 void launch_team_rows(const A& a, const XT* x, YT* y, cudaStream_t stream, bool overlap = true) {
-    constexpr std::size_t tile = Warps / S * R;
+    const auto kernel = &gemv_team_kernel<A, XT, YT, Warps, S, R, U>;
+    const int warps = launch_warps(kernel, Warps);
+    const std::size_t tile = std::size_t(warps / S * R);
     std::size_t blocks = (a.rows + tile - 1) / tile;
-    const std::size_t resident = team_resident<Warps, S, R, U, A, XT, YT>(a);
+    const std::size_t resident = resident_of(kernel, warps * 32, staged_bytes(a));
     if (blocks > resident) blocks = resident;
-    launch_kernel(gemv_team_kernel<A, XT, YT, Warps, S, R, U>, unsigned(blocks), Warps * 32, staged_bytes(a), stream, overlap, a, x, y,
-                  overlap);
+    launch_kernel(kernel, unsigned(blocks), unsigned(warps) * 32, staged_bytes(a), stream, overlap, a, x, y, overlap);
 }
 
 // The fewest rows per team (1..4) whose tiles all fit in one wave of resident blocks (as
 // launch_staged_auto: no block takes a second tile while others idle); beyond, R = 4 and stride.
 template <int Warps, int S, int U, class A, class XT, class YT>
 void launch_team_auto(const A& a, const XT* x, YT* y, cudaStream_t stream) {
-    const auto fits = [&](std::size_t r, std::size_t resident) { return (a.rows + Warps / S * r - 1) / (Warps / S * r) <= resident; };
+    const auto fits = [&](std::size_t r, std::size_t teams) { return (a.rows + r - 1) / r <= teams; };
     if (fits(1, team_resident<Warps, S, 1, U, A, XT, YT>(a)))
         launch_team_rows<Warps, S, 1, U>(a, x, y, stream);
     else if (fits(2, team_resident<Warps, S, 2, U, A, XT, YT>(a)))
@@ -1087,7 +1153,8 @@ template <int SM>
 struct gemv_config {
     static constexpr int warps = 4;      // batched kernel: threads of a block stride over a row's units
     static constexpr int rows = 4;       // batched kernel: rows per block
-    // Batch 1 (measured on an H100 with bench_cuda --tune, docs/cuda.md; sm_53 untuned): x staged
+    // Batch 1 (measured on an H100 with bench_cuda --tune, docs/cuda.md; sm_53 untuned, its blocks
+    // at most 8 warps wide: staged_threads): x staged
     // in shared memory per block; a row per warp when all rows fit in one wave (4096 rows on an
     // H100), in blocks of 16 warps (32 for adaptors with wide_rows: 8-bit codes); beyond,
     // formats with A::auto_rows (edgeq's grouped formats) take 2..4 rows per warp as
@@ -1098,7 +1165,7 @@ struct gemv_config {
     static constexpr int staged_warps = 16, wide_warps = 32, staged_rows = 2, staged_unroll = 1;
     static constexpr int auto_warps = 32;
     // Split activations (exact half sums) in blocks of 16 warps: at 32 (64 registers per thread)
-    // their R = 3 and 4 spill, on sm_90 (28 and 92 bytes) as on sm_53.
+    // their R = 3 and 4 spill 28 and 92 bytes on sm_90. (sm_53 takes blocks of 8: staged_threads.)
     static constexpr int exact_auto_warps = 16;
     static constexpr int split_warps = 4, split_rows = 8, split_unroll = 1;
     // Teams of warps per row (gemv_team_kernel, launch_team_auto, blocks of 16 warps; measured
@@ -1328,7 +1395,7 @@ template <class Config, class A, class XT, class YT>
 void launch_gemv1_shapes(const A& a, const XT* x, YT* y, cudaStream_t stream) {
     if (A::contiguous && staged_bytes(a) <= staged_limit) {
         constexpr int W = Config::staged_warps, U = Config::staged_unroll;
-        const std::size_t wave = W * resident_blocks<A, XT, YT, W, 1, U, 1>(staged_bytes(a));
+        const std::size_t wave = resident_warps<A, XT, YT, W, 1, U, 1>(staged_bytes(a));
         const bool one_wave = a.rows <= wave;
         const std::size_t long_units = A::team_mode >= 3 ? Config::team_mid_units : Config::team_long_units;
         if (A::team_mode >= 1 && one_wave && a.units >= long_units)

@@ -246,34 +246,22 @@ __global__ void __launch_bounds__(Warps * 32)
 
 // Whether `kernel` can have `smem` bytes of dynamic shared memory: beyond 48 KB with its static
 // shared memory (x as hi and lo halves of long rows) it is opted into, up to the device's limit.
-// The answers are kept per kernel, device and size, as resident_of's.
+// The answers are kept per kernel, device and size (kernel_answers, gemv_core.cuh).
 template <class K>
 bool allow_smem(K kernel, std::size_t smem) {
-    struct entry {
-        K k;
-        int dev;
-        std::size_t smem;
-        bool ok;
-    };
-    constexpr int slots = 16;
-    static entry cache[slots] = {};
-    static int next = 0;
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess) return false;
-    for (const entry& e : cache)
-        if (e.k == kernel && e.dev == dev && e.smem == smem) return e.ok;
-    cudaFuncAttributes fa;
-    int max_optin = 0;
-    bool ok = cudaFuncGetAttributes(&fa, kernel) == cudaSuccess;
-    const std::size_t total = smem + (ok ? fa.sharedSizeBytes : 0);
-    if (ok && total > 48 * 1024)
-        ok = cudaDeviceGetAttribute(&max_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) == cudaSuccess &&
-             total <= std::size_t(max_optin) &&
-             cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) == cudaSuccess;
-    if (!ok) cudaGetLastError();  // a refusal is an answer, not an error for the next launch to find
-    cache[next] = entry{kernel, dev, smem, ok};
-    next = (next + 1) % slots;
-    return ok;
+    static kernel_answers<K> answers;  // 2: allowed, 1: refused
+    return answers.get(kernel, smem, [&](int dev) {
+        cudaFuncAttributes fa;
+        int max_optin = 0;
+        bool ok = cudaFuncGetAttributes(&fa, kernel) == cudaSuccess;
+        const std::size_t total = smem + (ok ? fa.sharedSizeBytes : 0);
+        if (ok && total > 48 * 1024)
+            ok = cudaDeviceGetAttribute(&max_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) == cudaSuccess &&
+                 total <= std::size_t(max_optin) &&
+                 cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) == cudaSuccess;
+        if (!ok) cudaGetLastError();  // a refusal is an answer, not an error for the next launch to find
+        return ok ? 2 : 1;
+    }) == 2;
 }
 
 template <int Warps, int U, class A, class XT, class YT>
