@@ -268,9 +268,10 @@ TEST_CASE("ggml Q4_0 and Q8_0 as their grouped twins int4-g32 and int8-g32: iden
     check_twin<block_q8_0>(3, 96, 1);
 }
 
-// Q4_K paired (what the GPU engine uploads Q4_K as): decoded by its own layout's rule (byte i of
-// sub-block j holds weights 32 j + i and 32 j + 16 + i), every weight is the float that
-// dequantize_row gives for the original block, bit for bit; unpair_codes gives the block back.
+// Q4_K paired (what the GPU engine uploads Q4_K as): decoded by its own layout's rules (byte i of
+// sub-block j holds weights 32 j + i and 32 j + 16 + i; k4_paired_scale_min gives its scale and
+// minimum), every weight is the float that dequantize_row gives for the original block, bit for
+// bit; unpair_codes gives the block back.
 TEST_CASE("ggml Q4_K paired: the same weights, and back to Q4_K byte for byte", "[ggml]") {
     using namespace eq::ggml;
     std::vector<block_q4_K> blocks(64);
@@ -284,7 +285,7 @@ TEST_CASE("ggml Q4_K paired: the same weights, and back to Q4_K byte for byte", 
         const block_q4_K_paired& p = paired[k];
         for (int j = 0; j < 8; ++j) {
             int sc, m;
-            k4_scale_min(j, p.scales, sc, m);
+            k4_paired_scale_min(j, p.scales, sc, m);
             const float dl = p.d.to_float() * float(sc), ml = p.dmin.to_float() * float(m);
             for (int i = 0; i < 16; ++i) {
                 const float lo = dl * float(p.qs[16 * j + i] & 15) - ml, hi = dl * float(p.qs[16 * j + i] >> 4) - ml;

@@ -125,8 +125,15 @@ struct ggml_adaptor<ggml::block_q8_0> : ggml_adaptor_base<ggml::block_q8_0> {
 };
 
 // Sub-block j's scale d sc and offset dmin m - 8 d sc of a Q4_K super-block whose first 16 bytes
-// are `head` (d, dmin, then ggml::k4_scale_min's 12 bytes in .y (bytes 0-3), .z (4-7), .w (8-11)):
-// the decoders give q - 8, so that the half sums are centred (less cancellation).
+// are `head` (d, dmin, then the 12 bytes of 6-bit scales and mins in .y (bytes 0-3), .z (4-7),
+// .w (8-11)): the decoders give q - 8, so that the half sums are centred (less cancellation).
+__device__ __forceinline__ void k4_scale_of(const uint4& head, unsigned sc, unsigned mn, float& s, float& m) {
+    const float d = __half2float(__ushort_as_half((unsigned short)(head.x & 0xffffu)));
+    const float dmin = __half2float(__ushort_as_half((unsigned short)(head.x >> 16)));
+    s = d * float(sc);
+    m = dmin * float(mn) - 8.0f * s;
+}
+// Q4_K as stored (ggml::k4_scale_min's layout).
 __device__ __forceinline__ void k4_unit_scale(const uint4& head, unsigned j, float& s, float& m) {
     // Both cases computed and selected: lanes of a warp hold different j, and a branch here
     // diverged inside the unit loop (Q4_K paired at 11008 x 4096: 14.8 us against 12.0 without
@@ -135,10 +142,12 @@ __device__ __forceinline__ void k4_unit_scale(const uint4& head, unsigned j, flo
     const bool first = j < 4;
     const unsigned sc = first ? yb & 63u : (wb & 0x0fu) | ((yb >> 2) & 0x30u);
     const unsigned mn = first ? zb & 63u : ((wb >> 4) & 0x0fu) | ((zb >> 2) & 0x30u);
-    const float d = __half2float(__ushort_as_half((unsigned short)(head.x & 0xffffu)));
-    const float dmin = __half2float(__ushort_as_half((unsigned short)(head.x >> 16)));
-    s = d * float(sc);
-    m = dmin * float(mn) - 8.0f * s;
+    k4_scale_of(head, sc, mn, s, m);
+}
+// Q4_K paired (ggml::k4_paired_scale_min's layout): byte j of .y .z and nibble j of .w.
+__device__ __forceinline__ void k4_paired_unit_scale(const uint4& head, unsigned j, float& s, float& m) {
+    const unsigned b = __byte_perm(head.y, head.z, j);
+    k4_scale_of(head, b & 63u, ((head.w >> (4 * j)) & 15u) << 2 | ((b >> 6) & 3u), s, m);
 }
 
 // What Q4_K and Q4_K paired share: 32-weight units, the minimum term, the 16-byte head; a unit's
@@ -202,11 +211,11 @@ struct ggml_adaptor<ggml::block_q4_K_paired> : k4_adaptor_base<ggml::block_q4_K_
     }
     __device__ void decode(const raw& in, const __half2*, __half2 (&v)[16], float (&s)[1], float& m) const {
         nibbles_in_order(in.q, v);
-        k4_unit_scale(in.head, in.j, s[0], m);
+        k4_paired_unit_scale(in.head, in.j, s[0], m);
     }
     __device__ void decode_paired(const raw& in, const __half2*, __half2 (&v)[16], float (&s)[1], float& m) const {
         nibbles_paired(in.q, 8.0f, v);
-        k4_unit_scale(in.head, in.j, s[0], m);
+        k4_paired_unit_scale(in.head, in.j, s[0], m);
     }
 };
 
