@@ -1177,7 +1177,8 @@ struct gemv_config {
     // 4 warps per row already from team_mid_units units (2048 x 5632, int3: 5.5 us against 6.4
     // with 2), and 2 for rows of at most team_short_units units that fit two waves but not one
     // (5632 x 2048: 4.5 us against 4.9 a warp per row; 32000 x 2048 stays a warp per row, 13.2
-    // us against 14.6).
+    // us against 14.6). Adaptors with long_teams_of_two (Q4_K paired) take 2 warps per row in
+    // blocks of 32 instead of 4 in blocks of 16 on rows of team_long_units (launch_long_teams).
     static constexpr std::size_t team_long_units = 256, team_mid_units = 128, team_short_units = 64;
     // Batch-1 decoding of 4-bit codes that can be read in nibble pair order (int4, Q4_0, Q4_K
     // paired): per 8 weights 1 shift, 4 lop3, 2 hsub2 and 2 hfma2 against 4 shifts and masks, 4
@@ -1390,6 +1391,28 @@ void launch_unstaged(const A&, const XT*, YT*, cudaStream_t, std::true_type) {
     throw error("cuda::gemv: exact half sums need x staged in shared memory (launch_gemv1_exact checks)");
 }
 
+// Rows that fit one wave and are long enough for teams of warps: 4 warps per row in blocks of 16,
+// or, for adaptors with A::long_teams_of_two and rows of at least team_long_units units, 2 warps
+// per row in blocks of 32 (Q4_K paired at 4096 x 11008 on an H100: 11.8 us against 12.1; at
+// 4096 x 4096, 128 units, 5.2 against 5.0). Not with split activations (exact half sums), whose
+// blocks stay at 16 warps (exact_auto_warps). Dispatched on the type, so that only the adaptors
+// that ask for it instantiate the wider team kernel.
+template <class A, class = void>
+struct long_teams_of_two : std::false_type {};
+template <class A>
+struct long_teams_of_two<A, typename std::enable_if<A::long_teams_of_two && !split_x_of<A>::value>::type> : std::true_type {};
+template <class Config, int U, class A, class XT, class YT>
+void launch_long_teams(const A& a, const XT* x, YT* y, cudaStream_t stream, std::true_type) {
+    if (a.units >= Config::team_long_units)
+        launch_team_auto<32, 2, U>(a, x, y, stream);
+    else
+        launch_team_auto<16, 4, U>(a, x, y, stream);
+}
+template <class Config, int U, class A, class XT, class YT>
+void launch_long_teams(const A& a, const XT* x, YT* y, cudaStream_t stream, std::false_type) {
+    launch_team_auto<16, 4, U>(a, x, y, stream);
+}
+
 // One token: only the single-token kernel is instantiated.
 template <class Config, class A, class XT, class YT>
 void launch_gemv1_shapes(const A& a, const XT* x, YT* y, cudaStream_t stream) {
@@ -1399,7 +1422,7 @@ void launch_gemv1_shapes(const A& a, const XT* x, YT* y, cudaStream_t stream) {
         const bool one_wave = a.rows <= wave;
         const std::size_t long_units = A::team_mode >= 3 ? Config::team_mid_units : Config::team_long_units;
         if (A::team_mode >= 1 && one_wave && a.units >= long_units)
-            launch_team_auto<16, 4, U>(a, x, y, stream);
+            launch_long_teams<Config, U>(a, x, y, stream, long_teams_of_two<A>{});
         else if (one_wave && (4 * a.rows <= wave || A::team_mode == 2))
             launch_team_auto<16, 2, U>(a, x, y, stream);
         else if (A::team_mode >= 3 && !one_wave && a.rows <= 2 * wave && a.units <= Config::team_short_units)

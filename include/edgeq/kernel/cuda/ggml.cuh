@@ -203,6 +203,7 @@ struct ggml_adaptor<ggml::block_q4_K_paired> : k4_adaptor_base<ggml::block_q4_K_
     // Batch 1 as int4's chunks (measured with variants of the launch, docs/cuda.md "Q4_K paired").
     static constexpr bool auto_rows = true;
     static constexpr int team_mode = 3;
+    static constexpr bool long_teams_of_two = true;  // gemv_core.cuh, launch_long_teams
     using raw = k4_raw<4>;
     __device__ void load(std::size_t r, std::size_t u, raw& out) const {
         const std::uint8_t* p = super_block(r, u, out.head, out.j);
