@@ -306,7 +306,8 @@ std::unique_ptr<matrix> try_twin(const tensor& t, arithmetic math) {
 
 // Q4_K goes to the device paired (format/ggml/q4_K_paired.hpp): the same 144-byte blocks with each
 // sub-block's codes contiguous, which the kernel loads with one 16-byte load and decodes as Q4_0,
-// and each sub-block's scale in a byte of its own (docs/cuda.md). Repacked a few MB at a time, as twin_matrix does.
+// and each sub-block's scale in a byte of its own (docs/cuda.md). Repacked a few MB at a time,
+// as twin_matrix does.
 class q4_K_paired_matrix final : public format_matrix<qview<ggml_format<ggml::block_q4_K_paired>>> {
     using F = ggml_format<ggml::block_q4_K_paired>;
 

@@ -144,7 +144,8 @@ __device__ __forceinline__ void k4_unit_scale(const uint4& head, unsigned j, flo
     const unsigned mn = first ? zb & 63u : ((wb >> 4) & 0x0fu) | ((zb >> 2) & 0x30u);
     k4_scale_of(head, sc, mn, s, m);
 }
-// Q4_K paired (ggml::k4_paired_scale_min's layout): byte j of .y .z and nibble j of .w.
+// Q4_K paired: ggml::k4_paired_scale_min's rule on the head in registers (byte j of .y .z,
+// nibble j of .w), where a pointer into it would put the head in local memory.
 __device__ __forceinline__ void k4_paired_unit_scale(const uint4& head, unsigned j, float& s, float& m) {
     const unsigned b = __byte_perm(head.y, head.z, j);
     k4_scale_of(head, b & 63u, ((head.w >> (4 * j)) & 15u) << 2 | ((b >> 6) & 3u), s, m);
