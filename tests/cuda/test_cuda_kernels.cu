@@ -461,6 +461,14 @@ void check_staged_shapes() {
     check_case<F, __half, float>("gemv long rows in one wave", 67, 8192, 1, [](const qview<F>& w, const __half* x, float* y) {
         edgeq::cuda::gemv(w, x, y);
     });
+    // Teams of 8 warps (launch_wide_teams): 176 units a row, so 80 of a team's 256 lanes idle;
+    // a partial last tile (131 rows in tiles of 6), and the default launch on a few such rows.
+    check_case<F, float, float>("team W16 S8 R3", 131, 5632, 1, [](const qview<F>& w, const float* x, float* y) {
+        edgeq::kernel::cuda::launch_team_rows<16, 8, 3, 1>(make_adaptor(w), x, y, 0);
+    });
+    check_case<F, float, float>("gemv rows of 176 units", 300, 5632, 1, [](const qview<F>& w, const float* x, float* y) {
+        edgeq::cuda::gemv(w, x, y);
+    });
     check_case<F, float, float>("gemv tall", 40000, 256, 1, [](const qview<F>& w, const float* x, float* y) {
         edgeq::cuda::gemv(w, x, y);
     });

@@ -1180,6 +1180,9 @@ struct gemv_config {
     // us against 14.6). Adaptors with long_teams_of_two (Q4_K paired) take 2 warps per row in
     // blocks of 32 instead of 4 in blocks of 16 on rows of team_long_units (launch_long_teams).
     static constexpr std::size_t team_long_units = 256, team_mid_units = 128, team_short_units = 64;
+    // Rows of more than team_mid_units and at most team_wide_units units that fit one wave take
+    // teams of 8 warps (launch_wide_teams): a lane reads one unit per row instead of two in turn.
+    static constexpr std::size_t team_wide_units = 256;
     // Batch-1 decoding of 4-bit codes that can be read in nibble pair order (int4, Q4_0, Q4_K
     // paired): per 8 weights 1 shift, 4 lop3, 2 hsub2 and 2 hfma2 against 4 shifts and masks, 4
     // byte permutes and 4 hsub2 in column order. Fewer instructions matter where the SM cannot
@@ -1413,6 +1416,31 @@ void launch_long_teams(const A& a, const XT* x, YT* y, cudaStream_t stream, std:
     launch_team_auto<16, 4, U>(a, x, y, stream);
 }
 
+// Rows of team_mid_units < units <= team_wide_units (2048 x 5632: 176) that fit one wave: a team
+// of 4 warps (128 lanes) needs two passes of a unit per lane, each a DRAM round trip, at sizes
+// where latency rather than bandwidth sets the time; a team of 8 needs one, with up to 4 rows
+// per team (a lane's loads of those rows all in flight at once). Blocks of 32 warps
+// (4 teams) where the rows fit one wave of those at a row per team (x is then staged by half
+// as many blocks), else blocks of 16 with the fewest rows per team that fit; false where none do.
+// H100 (docs/cuda.md, "Teams of 8 warps"), us before -> after: 2048 x 5632 (16 warps, 4 rows a
+// team) int4-g128 4.8 -> 4.2, NF4 6.0 -> 5.5, Q4_K paired 5.5 -> 4.8; 1024 x 8192 (32 warps, a
+// row a team) int4-g128 5.5 -> 3.6, Q4_K paired 8.0 -> 4.0.
+template <class Config, int U, class A, class XT, class YT>
+bool launch_wide_teams(const A& a, const XT* x, YT* y, cudaStream_t stream, std::false_type /* split */) {
+    if (a.units <= Config::team_mid_units || a.units > Config::team_wide_units) return false;
+    if (a.rows <= team_resident<32, 8, 1, U, A, XT, YT>(a)) {
+        launch_team_rows<32, 8, 1, U>(a, x, y, stream);
+        return true;
+    }
+    if ((a.rows + 3) / 4 > team_resident<16, 8, 4, U, A, XT, YT>(a)) return false;
+    launch_team_auto<16, 8, U>(a, x, y, stream);
+    return true;
+}
+template <class Config, int U, class A, class XT, class YT>
+bool launch_wide_teams(const A&, const XT*, YT*, cudaStream_t, std::true_type) {
+    return false;  // exact half sums: not measured
+}
+
 // One token: only the single-token kernel is instantiated.
 template <class Config, class A, class XT, class YT>
 void launch_gemv1_shapes(const A& a, const XT* x, YT* y, cudaStream_t stream) {
@@ -1421,6 +1449,8 @@ void launch_gemv1_shapes(const A& a, const XT* x, YT* y, cudaStream_t stream) {
         const std::size_t wave = resident_warps<A, XT, YT, W, 1, U, 1>(staged_bytes(a));
         const bool one_wave = a.rows <= wave;
         const std::size_t long_units = A::team_mode >= 3 ? Config::team_mid_units : Config::team_long_units;
+        if (A::team_mode >= 3 && one_wave && launch_wide_teams<Config, U>(a, x, y, stream, split_x_of<A>{}))
+            return;
         if (A::team_mode >= 1 && one_wave && a.units >= long_units)
             launch_long_teams<Config, U>(a, x, y, stream, long_teams_of_two<A>{});
         else if (one_wave && (4 * a.rows <= wave || A::team_mode == 2))
